@@ -1,0 +1,31 @@
+"""fastspawn: asyncio subprocesses spawned by a Rust core.
+
+Use the functions here directly (same signatures as asyncio's), or call ``install()``
+once so that ``asyncio.create_subprocess_exec`` and everything built on it use
+fastspawn.
+"""
+
+from __future__ import annotations
+
+from ._core import __version__
+from ._install import EventLoop, install, is_installed, new_event_loop, run, uninstall
+from ._options import DELEGATED_OPTIONS, NATIVE_OPTIONS
+from ._spawn import create_subprocess_exec, create_subprocess_shell, subprocess_exec, subprocess_shell
+from ._transport import SubprocessTransport
+
+__all__ = [
+    "__version__",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+    "subprocess_exec",
+    "subprocess_shell",
+    "install",
+    "uninstall",
+    "is_installed",
+    "new_event_loop",
+    "run",
+    "EventLoop",
+    "SubprocessTransport",
+    "NATIVE_OPTIONS",
+    "DELEGATED_OPTIONS",
+]

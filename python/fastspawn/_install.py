@@ -1,0 +1,109 @@
+"""Routing the standard library's event loops through fastspawn.
+
+``install()`` replaces ``_make_subprocess_transport`` on asyncio's Unix selector loop
+class, the one hook every ``loop.subprocess_exec``/``subprocess_shell`` call goes
+through after asyncio has validated its arguments. So ``asyncio.create_subprocess_*``,
+anyio and everything else built on them spawn with fastspawn, and argument errors stay
+exactly asyncio's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import Any, Coroutine, Optional, TypeVar
+
+from ._spawn import make_subprocess_transport
+from ._transport import SubprocessTransport
+
+__all__ = ["install", "uninstall", "is_installed", "new_event_loop", "run", "EventLoop"]
+
+_T = TypeVar("_T")
+
+_lock = threading.Lock()
+_saved: Optional[Any] = None
+
+
+async def _make_subprocess_transport(
+    self: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    bufsize: int,
+    extra: Optional[dict[str, Any]] = None,
+    **kwargs: Any,
+) -> SubprocessTransport:
+    return await make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
+
+
+def _loop_class() -> type[asyncio.AbstractEventLoop]:
+    return asyncio.unix_events._UnixSelectorEventLoop  # type: ignore[attr-defined,no-any-return]
+
+
+def install() -> None:
+    """Makes every stock asyncio selector loop spawn subprocesses with fastspawn.
+
+    Idempotent; ``uninstall()`` restores the standard behaviour."""
+    global _saved
+    with _lock:
+        cls = _loop_class()
+        if cls.__dict__.get("_make_subprocess_transport") is _make_subprocess_transport:
+            return
+        _saved = cls.__dict__["_make_subprocess_transport"]
+        setattr(cls, "_make_subprocess_transport", _make_subprocess_transport)
+
+
+def uninstall() -> None:
+    """Undoes ``install()``; a no-op when not installed."""
+    global _saved
+    with _lock:
+        cls = _loop_class()
+        if cls.__dict__.get("_make_subprocess_transport") is not _make_subprocess_transport:
+            return
+        setattr(cls, "_make_subprocess_transport", _saved)
+        _saved = None
+
+
+def is_installed() -> bool:
+    """Whether ``install()`` is in effect."""
+    return _loop_class().__dict__.get("_make_subprocess_transport") is _make_subprocess_transport
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """A stock selector event loop that spawns with fastspawn, installed or not."""
+
+    _make_subprocess_transport = _make_subprocess_transport  # type: ignore[assignment]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new :class:`EventLoop`, e.g. for ``asyncio.Runner(loop_factory=...)``."""
+    return EventLoop()
+
+
+def run(main: Coroutine[Any, Any, _T], *, debug: Optional[bool] = None) -> _T:
+    """``asyncio.run`` on an :class:`EventLoop`."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+            return runner.run(main)
+    loop = new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

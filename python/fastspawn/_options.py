@@ -1,0 +1,154 @@
+"""From ``subprocess.Popen`` keyword arguments to a native spawn, or a reason not to.
+
+asyncio forwards every extra keyword of ``loop.subprocess_exec`` to ``Popen``. The ones
+the core can express with posix_spawn are converted here exactly as ``subprocess``
+converts them (same types accepted, same errors). A spawn that asks for anything else is
+*delegated*: it runs through ``subprocess.Popen`` itself, so it behaves exactly as the
+standard library does — an option is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from typing import Any, NamedTuple, Optional
+
+from . import _core
+
+__all__ = ["NativeSpawn", "DELEGATED_OPTIONS", "NATIVE_OPTIONS", "plan_native"]
+
+# Popen keywords honoured by the core, with the value that means "not asked for".
+NATIVE_OPTIONS: dict[str, Any] = {
+    "executable": None,
+    "close_fds": True,
+    "pass_fds": (),
+    "cwd": None,
+    "env": None,
+    "restore_signals": True,
+    "start_new_session": False,
+}
+if sys.version_info >= (3, 10):
+    NATIVE_OPTIONS["pipesize"] = -1
+if sys.version_info >= (3, 11):
+    NATIVE_OPTIONS["process_group"] = None
+
+# Popen keywords that posix_spawn cannot express; any value but the default delegates.
+DELEGATED_OPTIONS: dict[str, Any] = {
+    "preexec_fn": None,  # arbitrary Python code between fork and exec
+    "user": None,  # setreuid in the child
+    "group": None,  # setregid in the child
+    "extra_groups": None,  # setgroups in the child
+    "umask": -1,  # umask in the child
+    "startupinfo": None,  # Windows only: Popen raises
+    "creationflags": 0,  # Windows only: Popen raises
+}
+
+_CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
+
+
+class NativeSpawn(NamedTuple):
+    """The arguments of ``_core.spawn``."""
+
+    program: bytes
+    argv: list[bytes]
+    env: Optional[list[bytes]]
+    cwd: Optional[bytes]
+    stdin: Optional[int]
+    stdout: Optional[int]
+    stderr: Optional[int]
+    close_fds: bool
+    pass_fds: list[int]
+    start_new_session: bool
+    process_group: Optional[int]
+    restore_signals: bool
+    pipe_size: Optional[int]
+    program_name: object
+    cwd_name: object
+
+
+def _stdio(value: Any) -> Optional[int]:
+    # Popen: None, PIPE, DEVNULL, STDOUT, an int fd, or anything with fileno().
+    if value is None or isinstance(value, int):
+        return value
+    fileno: int = value.fileno()
+    return fileno
+
+
+def _env_list(env: Any) -> list[bytes]:
+    # As subprocess._execute_child builds it, including its errors.
+    env_list = []
+    for k, v in env.items():
+        k = os.fsencode(k)
+        if b"=" in k:
+            raise ValueError("illegal environment variable name")
+        env_list.append(k + b"=" + os.fsencode(v))
+    return env_list
+
+
+def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> Optional[NativeSpawn]:
+    """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
+    options = dict(NATIVE_OPTIONS)
+    for name, value in kwargs.items():
+        if name in NATIVE_OPTIONS:
+            options[name] = value
+        elif name not in DELEGATED_OPTIONS or value != DELEGATED_OPTIONS[name]:
+            # A delegated option, or an unknown keyword (Popen raises TypeError for it).
+            return None
+    cwd = options["cwd"]
+    close_fds = bool(options["close_fds"])
+    pass_fds = options["pass_fds"]
+    if pass_fds and not close_fds:
+        warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=4)
+        close_fds = True
+    if (cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS):
+        # This libc lacks the posix_spawn extension the option needs.
+        return None
+
+    # Popen's normalisation of args (subprocess._execute_child).
+    if isinstance(args, (str, bytes)):
+        args = [args]
+    elif isinstance(args, os.PathLike):
+        if shell:
+            raise TypeError("path-like args is not allowed when shell is true")
+        args = [args]
+    else:
+        args = list(args)
+    executable = options["executable"]
+    if shell:
+        args = ["/bin/sh", "-c", *args]
+        if executable:
+            args[0] = executable
+    if executable is None:
+        executable = args[0]
+
+    pipesize = options.get("pipesize", -1)
+    if pipesize is None:
+        pipesize = -1
+    process_group = options.get("process_group")
+    env = options["env"]
+    return NativeSpawn(
+        program=os.fsencode(executable),
+        argv=[os.fsencode(a) for a in args],
+        env=None if env is None else _env_list(env),
+        cwd=None if cwd is None else os.fsencode(cwd),
+        stdin=_stdio(stdin),
+        stdout=_stdio(stdout),
+        stderr=_stdio(stderr),
+        close_fds=close_fds,
+        pass_fds=sorted({int(fd) for fd in pass_fds}),
+        start_new_session=bool(options["start_new_session"]),
+        process_group=None if process_group is None or process_group < 0 else int(process_group),
+        restore_signals=bool(options["restore_signals"]),
+        pipe_size=int(pipesize) if pipesize > 0 else None,
+        program_name=executable,
+        cwd_name=cwd,
+    )
+
+
+def popen_delegated(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """Spawns through the standard library, for options the core cannot honour."""
+    return subprocess.Popen(
+        args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr, universal_newlines=False, bufsize=0, **kwargs
+    )

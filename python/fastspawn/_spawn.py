@@ -1,0 +1,202 @@
+"""Creating subprocess transports, and the ``asyncio``-shaped functions on top."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from typing import IO, Any, Callable, Optional, TypeVar, Union
+
+from . import _core
+from ._options import plan_native, popen_delegated
+from ._transport import SubprocessTransport
+
+__all__ = [
+    "make_subprocess_transport",
+    "subprocess_exec",
+    "subprocess_shell",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+]
+
+_P = TypeVar("_P", bound=asyncio.SubprocessProtocol)
+_Stdio = Union[int, IO[Any], None]
+
+# asyncio.streams._DEFAULT_LIMIT
+DEFAULT_LIMIT = 2**16
+
+
+def _adopt_pipe(f: Optional[IO[bytes]], kind: type[Any]) -> Any:
+    """Moves a Popen pipe's descriptor into a core pipe object."""
+    if f is None:
+        return None
+    fd = os.dup(f.fileno())  # close-on-exec, like every descriptor Python creates
+    f.close()
+    return kind(fd)
+
+
+def _spawn_delegated(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> tuple[_core.Child, Any, Any, Any]:
+    proc = popen_delegated(args, shell, stdin, stdout, stderr, kwargs)
+    try:
+        child = _core.watch(proc.pid)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    # From here the core reaps the child; Popen must never waitpid() it (its __del__
+    # would, and could reap a recycled pid later).
+    proc._child_created = False  # type: ignore[attr-defined]
+    return (
+        child,
+        _adopt_pipe(proc.stdin, _core.WritePipe),
+        _adopt_pipe(proc.stdout, _core.ReadPipe),
+        _adopt_pipe(proc.stderr, _core.ReadPipe),
+    )
+
+
+def spawn_transport(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    extra: Optional[dict[str, Any]],
+    kwargs: dict[str, Any],
+) -> SubprocessTransport:
+    """Spawns the child and connects ``protocol``; nothing here awaits, so no
+    cancellation can leave a half-built transport behind."""
+    native = plan_native(args, shell, stdin, stdout, stderr, kwargs)
+    if native is not None:
+        child, pin, pout, perr = _core.spawn(*native)
+    else:
+        child, pin, pout, perr = _spawn_delegated(args, shell, stdin, stdout, stderr, kwargs)
+    transport = SubprocessTransport(loop, protocol, child, pin, pout, perr, extra)
+    try:
+        transport.connect()
+    except BaseException:
+        transport.close()
+        raise
+    return transport
+
+
+async def make_subprocess_transport(
+    loop: asyncio.AbstractEventLoop,
+    protocol: asyncio.SubprocessProtocol,
+    args: Any,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    bufsize: int,
+    extra: Optional[dict[str, Any]] = None,
+    **kwargs: Any,
+) -> SubprocessTransport:
+    """The body of ``loop._make_subprocess_transport`` that ``install()`` puts in place."""
+    return spawn_transport(loop, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)
+
+
+def _check_rest(bufsize: int, text: Any, encoding: Any, errors: Any) -> None:
+    # The same checks, in the same order, as BaseEventLoop.subprocess_exec/shell.
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
+async def subprocess_exec(
+    protocol_factory: Callable[[], _P],
+    program: Any,
+    *args: Any,
+    stdin: _Stdio = subprocess.PIPE,
+    stdout: _Stdio = subprocess.PIPE,
+    stderr: _Stdio = subprocess.PIPE,
+    universal_newlines: bool = False,
+    shell: bool = False,
+    bufsize: int = 0,
+    encoding: Optional[str] = None,
+    errors: Optional[str] = None,
+    text: Optional[bool] = None,
+    **kwargs: Any,
+) -> tuple[SubprocessTransport, _P]:
+    """``loop.subprocess_exec`` on the running loop, spawned by fastspawn."""
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if shell:
+        raise ValueError("shell must be False")
+    _check_rest(bufsize, text, encoding, errors)
+    loop = asyncio.get_running_loop()
+    protocol = protocol_factory()
+    transport = spawn_transport(loop, protocol, (program, *args), False, stdin, stdout, stderr, None, kwargs)
+    return transport, protocol
+
+
+async def subprocess_shell(
+    protocol_factory: Callable[[], _P],
+    cmd: Union[str, bytes],
+    *,
+    stdin: _Stdio = subprocess.PIPE,
+    stdout: _Stdio = subprocess.PIPE,
+    stderr: _Stdio = subprocess.PIPE,
+    universal_newlines: bool = False,
+    shell: bool = True,
+    bufsize: int = 0,
+    encoding: Optional[str] = None,
+    errors: Optional[str] = None,
+    text: Optional[bool] = None,
+    **kwargs: Any,
+) -> tuple[SubprocessTransport, _P]:
+    """``loop.subprocess_shell`` on the running loop, spawned by fastspawn."""
+    if not isinstance(cmd, (bytes, str)):
+        raise ValueError("cmd must be a string")
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if not shell:
+        raise ValueError("shell must be True")
+    _check_rest(bufsize, text, encoding, errors)
+    loop = asyncio.get_running_loop()
+    protocol = protocol_factory()
+    transport = spawn_transport(loop, protocol, cmd, True, stdin, stdout, stderr, None, kwargs)
+    return transport, protocol
+
+
+def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.subprocess.SubprocessStreamProtocol:
+    return asyncio.subprocess.SubprocessStreamProtocol(limit=limit, loop=loop)
+
+
+async def create_subprocess_exec(
+    program: Any,
+    *args: Any,
+    stdin: _Stdio = None,
+    stdout: _Stdio = None,
+    stderr: _Stdio = None,
+    limit: int = DEFAULT_LIMIT,
+    **kwds: Any,
+) -> asyncio.subprocess.Process:
+    """``asyncio.create_subprocess_exec``, spawned by fastspawn on the running loop."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await subprocess_exec(
+        lambda: _stream_protocol(limit, loop), program, *args, stdin=stdin, stdout=stdout, stderr=stderr, **kwds
+    )
+    return asyncio.subprocess.Process(transport, protocol, loop)
+
+
+async def create_subprocess_shell(
+    cmd: Union[str, bytes],
+    stdin: _Stdio = None,
+    stdout: _Stdio = None,
+    stderr: _Stdio = None,
+    limit: int = DEFAULT_LIMIT,
+    **kwds: Any,
+) -> asyncio.subprocess.Process:
+    """``asyncio.create_subprocess_shell``, spawned by fastspawn on the running loop."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await subprocess_shell(
+        lambda: _stream_protocol(limit, loop), cmd, stdin=stdin, stdout=stdout, stderr=stderr, **kwds
+    )
+    return asyncio.subprocess.Process(transport, protocol, loop)

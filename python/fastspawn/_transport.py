@@ -1,0 +1,280 @@
+"""``asyncio.SubprocessTransport`` over a child started by the Rust core.
+
+Semantics follow asyncio's ``BaseSubprocessTransport`` so the standard
+``SubprocessStreamProtocol``, ``StreamReader`` and ``Process`` work on top unchanged:
+
+* ``connection_made`` comes before any ``pipe_data_received``;
+* ``process_exited`` is called once the child exits; ``connection_lost`` only after
+  the child exited *and* every pipe closed;
+* ``close()`` on a running child kills it; every child is reaped.
+
+Two deliberate differences from asyncio 3.12/3.13:
+
+* ``Process.wait()`` returns when the process exits, not when its pipes also close, so
+  a grandchild holding stdout open cannot make it hang (cpython#119710; asyncio 3.11,
+  uvloop and trio behave this way too).
+* Signals go through a pidfd, so ``send_signal`` after the child exited is a no-op that
+  can never reach a process that recycled the pid (cpython#127049).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import warnings
+from typing import Any, Callable, Optional, Union
+
+from . import _core
+from ._pipes import ReadPipeTransport, WritePipeTransport
+
+__all__ = ["SubprocessTransport"]
+
+logger = asyncio.log.logger
+
+
+class _PipeProtocol(asyncio.Protocol):
+    """Forwards one pipe's events to the subprocess transport, as asyncio's
+    ``ReadSubprocessPipeProto``/``WriteSubprocessPipeProto`` do."""
+
+    def __init__(self, proc: SubprocessTransport, fd: int) -> None:
+        self.proc: Optional[SubprocessTransport] = proc
+        self.fd = fd
+        self.pipe: Union[ReadPipeTransport, WritePipeTransport, None] = None
+        self.disconnected = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self.fd} pipe={self.pipe!r}>"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, (ReadPipeTransport, WritePipeTransport))
+        self.pipe = transport
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.disconnected = True
+        if self.proc is not None:
+            self.proc._pipe_connection_lost(self.fd, exc)
+        self.proc = None
+
+    def pause_writing(self) -> None:
+        if self.proc is not None and self.proc._protocol is not None:
+            self.proc._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.proc is not None and self.proc._protocol is not None:
+            self.proc._protocol.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        if self.proc is not None and self.proc._protocol is not None:
+            self.proc._protocol.pipe_data_received(self.fd, data)
+
+
+class SubprocessTransport(asyncio.SubprocessTransport):
+    """A running child and its pipes, as asyncio's subprocess transport."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol: asyncio.SubprocessProtocol,
+        child: _core.Child,
+        stdin: Optional[_core.WritePipe],
+        stdout: Optional[_core.ReadPipe],
+        stderr: Optional[_core.ReadPipe],
+        extra: Optional[dict[str, Any]] = None,
+    ) -> None:
+        super().__init__(extra)
+        self._loop: Optional[asyncio.AbstractEventLoop] = loop
+        self._protocol: Optional[asyncio.SubprocessProtocol] = protocol
+        self._child: Optional[_core.Child] = child
+        self._pid = child.pid
+        self._returncode: Optional[int] = None
+        self._closed = False
+        self._finished = False
+        self._exit_fd: Optional[int] = None
+        self._exit_waiters: Optional[list[asyncio.Future[int]]] = []
+        self._pipes: dict[int, _PipeProtocol] = {}
+        self._readers: list[ReadPipeTransport] = []
+        if stdin is not None:
+            proto = _PipeProtocol(self, 0)
+            writer = WritePipeTransport(loop, stdin, proto)
+            proto.connection_made(writer)
+            self._pipes[0] = proto
+        for fd, pipe in ((1, stdout), (2, stderr)):
+            if pipe is not None:
+                proto = _PipeProtocol(self, fd)
+                reader = ReadPipeTransport(loop, pipe, proto)
+                proto.connection_made(reader)
+                self._pipes[fd] = proto
+                self._readers.append(reader)
+
+    def connect(self) -> None:
+        """Calls ``protocol.connection_made`` and starts watching pipes and exit.
+
+        Nothing is read before the protocol is connected, so no data can overtake
+        ``connection_made``."""
+        loop, protocol, child = self._loop, self._protocol, self._child
+        assert loop is not None and protocol is not None and child is not None
+        protocol.connection_made(self)
+        if self._closed:
+            return
+        for proto in self._pipes.values():
+            pipe = proto.pipe
+            assert pipe is not None
+            pipe.start()
+        exit_fd = child.exit_fd
+        assert exit_fd is not None
+        self._exit_fd = exit_fd
+        loop.add_reader(exit_fd, self._exit_ready)
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._closed:
+            info.append("closed")
+        info.append(f"pid={self._pid}")
+        if self._returncode is not None:
+            info.append(f"returncode={self._returncode}")
+        else:
+            info.append("running")
+        for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+            proto = self._pipes.get(fd)
+            if proto is not None:
+                info.append(f"{name}={proto.pipe!r}")
+        return "<{}>".format(" ".join(info))
+
+    # -- asyncio.SubprocessTransport API ---------------------------------------------
+
+    def get_pid(self) -> int:
+        return self._pid
+
+    def get_returncode(self) -> Optional[int]:
+        return self._returncode
+
+    def get_pipe_transport(self, fd: int) -> Union[ReadPipeTransport, WritePipeTransport, None]:
+        proto = self._pipes.get(fd)
+        return None if proto is None else proto.pipe
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        assert isinstance(protocol, asyncio.SubprocessProtocol)
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def _check_proc(self) -> _core.Child:
+        # asyncio raises ProcessLookupError once the transport is finished.
+        if self._child is None:
+            raise ProcessLookupError()
+        return self._child
+
+    def send_signal(self, signal: int) -> None:
+        self._check_proc().send_signal(signal)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for proto in self._pipes.values():
+            if proto.pipe is not None:
+                proto.pipe.close()
+        child = self._child
+        if child is not None and self._returncode is None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed() and loop.get_debug():
+                logger.warning("Close running child process: kill %r", self)
+            # A no-op if it already exited; the exit watcher (or, with the loop gone,
+            # the core's reaper) still reaps it.
+            child.send_signal(signal.SIGKILL)
+            if loop is None or loop.is_closed():
+                self._forget_child()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if not self._closed:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self.close()
+
+    # -- used by asyncio.subprocess.Process ------------------------------------------
+
+    async def _wait(self) -> int:
+        """Waits for the process to exit and returns its returncode."""
+        if self._returncode is not None:
+            return self._returncode
+        assert self._loop is not None and self._exit_waiters is not None
+        waiter: asyncio.Future[int] = self._loop.create_future()
+        self._exit_waiters.append(waiter)
+        return await waiter
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _forget_child(self) -> None:
+        """Drops the core's handle; an unreaped child goes to the core's reaper."""
+        child = self._child
+        if child is None:
+            return
+        if self._exit_fd is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._exit_fd)
+        self._exit_fd = None
+        child.close_exit_fd()
+
+    def _exit_ready(self) -> None:
+        child = self._child
+        if child is None or self._returncode is not None:
+            return
+        try:
+            returncode = child.try_wait()
+        except ChildProcessError:
+            # Something else reaped it (a waitpid(-1) elsewhere); asyncio reports 255.
+            logger.warning("Unknown child process pid %d, will report returncode 255", self._pid)
+            returncode = 255
+        if returncode is None:
+            return
+        self._forget_child()
+        self._process_exited(returncode)
+
+    def _process_exited(self, returncode: int) -> None:
+        loop, protocol = self._loop, self._protocol
+        assert loop is not None and protocol is not None
+        if loop.get_debug():
+            logger.info("%r exited with return code %r", self, returncode)
+        self._returncode = returncode
+        loop.call_soon(protocol.process_exited)
+        # Process.wait() resolves on exit, not on exit + pipe EOF (see module doc).
+        waiters, self._exit_waiters = self._exit_waiters, []
+        for waiter in waiters or ():
+            if not waiter.cancelled():
+                waiter.set_result(returncode)
+        self._try_finish()
+
+    def _pipe_connection_lost(self, fd: int, exc: Optional[BaseException]) -> None:
+        if self._protocol is not None:
+            self._protocol.pipe_connection_lost(fd, exc)
+        self._try_finish()
+
+    def _try_finish(self) -> None:
+        if self._finished or self._returncode is None:
+            return
+        if all(p.disconnected for p in self._pipes.values()):
+            self._finished = True
+            assert self._loop is not None
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        try:
+            if self._protocol is not None:
+                self._protocol.connection_lost(exc)
+        finally:
+            waiters, self._exit_waiters = self._exit_waiters, None
+            for waiter in waiters or ():
+                if not waiter.cancelled():
+                    waiter.set_result(self._returncode)  # type: ignore[arg-type]
+            self._loop = None
+            self._child = None
+            self._protocol = None

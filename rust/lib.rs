@@ -1,0 +1,13 @@
+//! fastspawn's Rust core: spawning (posix_spawn), exit notification (pidfd, with one
+//! fallback reaper), signals, and non-blocking pipes. `py.rs` is the only file that
+//! knows about Python.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod child;
+pub mod pipe;
+pub mod reaper;
+pub mod spawn;
+pub mod sys;
+
+#[cfg(feature = "python")]
+pub mod py;

@@ -1,0 +1,187 @@
+//! The one process-wide reaper thread.
+//!
+//! It has two jobs: watching children when pidfds are unavailable (old kernels,
+//! seccomp), and reaping children whose handle was dropped before they exited. It calls
+//! `waitpid` only for pids it was given (never `waitpid(-1)`, which would steal other
+//! libraries' children) and polls with a back-off from 1 ms to 50 ms while it has work;
+//! it sleeps on a condition variable when it has none.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use crate::child::wait_nohang;
+use crate::pipe::pipe_cloexec;
+
+const FIRST_DELAY: Duration = Duration::from_millis(1);
+const LONGEST_DELAY: Duration = Duration::from_millis(50);
+
+/// Where the reaper leaves a watched child's outcome: the returncode, or the errno of a
+/// failed `waitpid` (ECHILD when something else reaped it).
+#[derive(Debug, Default)]
+pub struct ExitSlot(Mutex<Option<Result<i32, i32>>>);
+
+impl ExitSlot {
+    fn lock(&self) -> MutexGuard<'_, Option<Result<i32, i32>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The outcome, once the reaper has one.
+    pub fn get(&self) -> Option<io::Result<i32>> {
+        self.lock().map(|r| r.map_err(io::Error::from_raw_os_error))
+    }
+
+    /// Runs `f` while the child is known unreaped (the reaper waits for the lock);
+    /// `Ok(false)` without running it when the child is already reaped.
+    pub fn while_unreaped(&self, f: impl FnOnce() -> io::Result<bool>) -> io::Result<bool> {
+        let guard = self.lock();
+        if guard.is_some() {
+            return Ok(false);
+        }
+        let res = f();
+        drop(guard);
+        res
+    }
+}
+
+struct Entry {
+    pid: libc::pid_t,
+    /// Set for watched children; `None` for orphans.
+    slot: Option<Arc<ExitSlot>>,
+    /// Write end of the notify pipe: dropping it makes the read end readable (EOF).
+    notify: Option<OwnedFd>,
+}
+
+impl Entry {
+    /// Tries to reap; `true` when the entry is done.
+    fn reap(&mut self) -> bool {
+        let outcome = match &self.slot {
+            Some(slot) => {
+                let mut guard = slot.lock();
+                let outcome = wait_outcome(self.pid);
+                if outcome.is_some() {
+                    *guard = outcome;
+                }
+                outcome
+            }
+            None => wait_outcome(self.pid),
+        };
+        if outcome.is_some() {
+            self.notify = None;
+        }
+        outcome.is_some()
+    }
+}
+
+fn wait_outcome(pid: libc::pid_t) -> Option<Result<i32, i32>> {
+    match wait_nohang(pid) {
+        Ok(None) => None,
+        Ok(Some(code)) => Some(Ok(code)),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+        Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::ECHILD))),
+    }
+}
+
+struct Reaper {
+    entries: Mutex<Vec<Entry>>,
+    wake: Condvar,
+}
+
+fn reaper() -> &'static Reaper {
+    static REAPER: OnceLock<&'static Reaper> = OnceLock::new();
+    REAPER.get_or_init(|| {
+        let reaper: &'static Reaper = Box::leak(Box::new(Reaper {
+            entries: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("fastspawn-reaper".into())
+            .spawn(move || reaper.run())
+            .expect("fastspawn: cannot start the reaper thread");
+        reaper
+    })
+}
+
+impl Reaper {
+    fn add(&self, entry: Entry) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry);
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut delay = FIRST_DELAY;
+        loop {
+            if entries.is_empty() {
+                entries = self.wake.wait(entries).unwrap_or_else(PoisonError::into_inner);
+                delay = FIRST_DELAY;
+                continue;
+            }
+            let before = entries.len();
+            entries.retain_mut(|e| !e.reap());
+            let (guard, timeout) = self
+                .wake
+                .wait_timeout(entries, delay)
+                .unwrap_or_else(PoisonError::into_inner);
+            entries = guard;
+            // New work or a reaped child restarts the back-off; idle polling slows down.
+            delay = if !timeout.timed_out() || entries.len() != before {
+                FIRST_DELAY
+            } else {
+                (delay * 2).min(LONGEST_DELAY)
+            };
+        }
+    }
+}
+
+/// Watches `pid` without a pidfd: returns the slot that will hold its outcome and the
+/// read end of a pipe that becomes readable once it does.
+pub fn watch(pid: libc::pid_t) -> io::Result<(Arc<ExitSlot>, OwnedFd)> {
+    let (read_end, write_end) = pipe_cloexec()?;
+    let slot = Arc::new(ExitSlot::default());
+    reaper().add(Entry {
+        pid,
+        slot: Some(Arc::clone(&slot)),
+        notify: Some(write_end),
+    });
+    Ok((slot, read_end))
+}
+
+/// Reaps `pid` in the background; nobody wants its status any more.
+pub fn adopt_orphan(pid: libc::pid_t) {
+    reaper().add(Entry {
+        pid,
+        slot: None,
+        notify: None,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    #[test]
+    fn watched_child_fills_slot_and_closes_notify_pipe() {
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as libc::pid_t;
+        std::mem::forget(child);
+        let (slot, notify) = watch(pid).unwrap();
+        let mut pfd = libc::pollfd {
+            fd: notify.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1);
+        assert_eq!(slot.get().unwrap().unwrap(), 3);
+        assert!(!slot.while_unreaped(|| Ok(true)).unwrap());
+    }
+}
