@@ -178,6 +178,39 @@ impl Child {
         Ok(self.status)
     }
 
+    /// Blocks until the child has exited or `timeout` has passed; then [`try_wait`].
+    ///
+    /// [`try_wait`]: Self::try_wait
+    pub fn wait(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Option<i32>> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            if let Some(code) = self.try_wait()? {
+                return Ok(Some(code));
+            }
+            let Some(fd) = self.exit_fd() else {
+                // Closed exit fd means reaped, handled above; be safe regardless.
+                return self.try_wait();
+            };
+            let wait_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+                }
+            };
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll reads and writes exactly one pollfd that lives on our stack.
+            retry_eintr(|| cvt(unsafe { libc::poll(&mut pfd, 1, wait_ms) }))?;
+        }
+    }
+
     /// Sends `signal` unless the child is known to be gone. `Ok(false)`: it was gone.
     ///
     /// Through the pidfd the signal can never reach a process that recycled the pid.

@@ -89,6 +89,14 @@ impl PyChild {
         self.0.try_wait().map_err(|e| os_error(&e))
     }
 
+    /// Blocks (without the GIL) until exit or `timeout` seconds; the returncode or None.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
+        let timeout = timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+        let child = &mut self.0;
+        py.detach(|| child.wait(timeout)).map_err(|e| os_error(&e))
+    }
+
     fn send_signal(&self, signal: i32) -> PyResult<bool> {
         self.0.send_signal(signal).map_err(|e| os_error(&e))
     }

@@ -25,6 +25,21 @@ _lock = threading.Lock()
 _saved: Optional[Any] = None
 
 
+def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether code replaced a piece of asyncio's own subprocess machinery on this loop:
+    its pipe connectors, or (Python <= 3.13) the child watcher. fastspawn then steps
+    aside and lets asyncio's implementation use the replacement, rather than silently
+    bypassing it."""
+    loop_attrs = vars(loop)
+    if "connect_read_pipe" in loop_attrs or "connect_write_pipe" in loop_attrs:
+        return True
+    if sys.version_info < (3, 14):
+        watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
+        if watcher is not None and type(watcher).__module__ != "asyncio.unix_events":
+            return True
+    return False
+
+
 async def _make_subprocess_transport(
     self: asyncio.AbstractEventLoop,
     protocol: asyncio.SubprocessProtocol,
@@ -36,7 +51,9 @@ async def _make_subprocess_transport(
     bufsize: int,
     extra: Optional[dict[str, Any]] = None,
     **kwargs: Any,
-) -> SubprocessTransport:
+) -> Any:
+    if _saved is not None and _stock_machinery_customized(self):
+        return await _saved(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
     return await make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
 
 

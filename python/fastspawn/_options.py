@@ -47,6 +47,10 @@ DELEGATED_OPTIONS: dict[str, Any] = {
 
 _CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
 
+# Captured at import: when code later replaces subprocess.Popen (a test's mock.patch, a
+# monkeypatching library), spawns go through the replacement, as asyncio's would.
+_ORIGINAL_POPEN = subprocess.Popen
+
 
 class NativeSpawn(NamedTuple):
     """The arguments of ``_core.spawn``."""
@@ -89,6 +93,8 @@ def _env_list(env: Any) -> list[bytes]:
 
 def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> Optional[NativeSpawn]:
     """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
+    if subprocess.Popen is not _ORIGINAL_POPEN:
+        return None
     options = dict(NATIVE_OPTIONS)
     for name, value in kwargs.items():
         if name in NATIVE_OPTIONS:

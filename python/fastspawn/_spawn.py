@@ -72,7 +72,7 @@ def spawn_transport(
         child, pin, pout, perr = _core.spawn(*native)
     else:
         child, pin, pout, perr = _spawn_delegated(args, shell, stdin, stdout, stderr, kwargs)
-    transport = SubprocessTransport(loop, protocol, child, pin, pout, perr, extra)
+    transport = SubprocessTransport(loop, protocol, child, pin, pout, perr, args, extra)
     try:
         transport.connect()
     except BaseException:

@@ -25,6 +25,7 @@ import warnings
 from typing import Any, Callable, Optional, Union
 
 from . import _core
+from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
 
 __all__ = ["SubprocessTransport"]
@@ -79,12 +80,16 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         stdin: Optional[_core.WritePipe],
         stdout: Optional[_core.ReadPipe],
         stderr: Optional[_core.ReadPipe],
+        args: Any,
         extra: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__(extra)
         self._loop: Optional[asyncio.AbstractEventLoop] = loop
         self._protocol: Optional[asyncio.SubprocessProtocol] = protocol
-        self._child: Optional[_core.Child] = child
+        self._child = child
+        # What asyncio calls _proc: None once the transport is finished.
+        self._proc: Optional[ChildProcess] = ChildProcess(child, args)
+        self._extra["subprocess"] = self._proc
         self._pid = child.pid
         self._returncode: Optional[int] = None
         self._closed = False
@@ -112,7 +117,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         Nothing is read before the protocol is connected, so no data can overtake
         ``connection_made``."""
         loop, protocol, child = self._loop, self._protocol, self._child
-        assert loop is not None and protocol is not None and child is not None
+        assert loop is not None and protocol is not None
         protocol.connection_made(self)
         if self._closed:
             return
@@ -163,11 +168,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     def is_closing(self) -> bool:
         return self._closed
 
-    def _check_proc(self) -> _core.Child:
+    def _check_proc(self) -> ChildProcess:
         # asyncio raises ProcessLookupError once the transport is finished.
-        if self._child is None:
+        if self._proc is None:
             raise ProcessLookupError()
-        return self._child
+        return self._proc
 
     def send_signal(self, signal: int) -> None:
         self._check_proc().send_signal(signal)
@@ -185,16 +190,17 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         for proto in self._pipes.values():
             if proto.pipe is not None:
                 proto.pipe.close()
-        child = self._child
-        if child is not None and self._returncode is None:
+        proc = self._proc
+        # poll(): the child may have exited before the exit watcher told us.
+        if proc is not None and self._returncode is None and proc.poll() is None:
             loop = self._loop
             if loop is not None and not loop.is_closed() and loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
-            # A no-op if it already exited; the exit watcher (or, with the loop gone,
-            # the core's reaper) still reaps it.
-            child.send_signal(signal.SIGKILL)
-            if loop is None or loop.is_closed():
-                self._forget_child()
+            proc.kill()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Nobody will watch the exit fd any more; the core's reaper takes over.
+            self._forget_child()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not self._closed:
@@ -215,21 +221,18 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     # -- internals ---------------------------------------------------------------------
 
     def _forget_child(self) -> None:
-        """Drops the core's handle; an unreaped child goes to the core's reaper."""
-        child = self._child
-        if child is None:
-            return
+        """Stops watching the exit fd and closes it; an unreaped child is then reaped by
+        the core's reaper once the handle is dropped."""
         if self._exit_fd is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(self._exit_fd)
         self._exit_fd = None
-        child.close_exit_fd()
+        self._child.close_exit_fd()
 
     def _exit_ready(self) -> None:
-        child = self._child
-        if child is None or self._returncode is not None:
+        if self._returncode is not None:
             return
         try:
-            returncode = child.try_wait()
+            returncode = self._child.try_wait()
         except ChildProcessError:
             # Something else reaped it (a waitpid(-1) elsewhere); asyncio reports 255.
             logger.warning("Unknown child process pid %d, will report returncode 255", self._pid)
@@ -276,5 +279,5 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 if not waiter.cancelled():
                     waiter.set_result(self._returncode)  # type: ignore[arg-type]
             self._loop = None
-            self._child = None
+            self._proc = None
             self._protocol = None
