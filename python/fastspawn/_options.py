@@ -129,6 +129,10 @@ def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kw
     if executable is None:
         executable = args[0]
 
+    fds_to_keep = sorted({int(fd) for fd in pass_fds})
+    if fds_to_keep and fds_to_keep[0] < 0:
+        # _posixsubprocess's check.
+        raise ValueError("bad value(s) in fds_to_keep")
     pipesize = options.get("pipesize", -1)
     if pipesize is None:
         pipesize = -1
@@ -143,7 +147,7 @@ def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kw
         stdout=_stdio(stdout),
         stderr=_stdio(stderr),
         close_fds=close_fds,
-        pass_fds=sorted({int(fd) for fd in pass_fds}),
+        pass_fds=fds_to_keep,
         start_new_session=bool(options["start_new_session"]),
         process_group=None if process_group is None or process_group < 0 else int(process_group),
         restore_signals=bool(options["restore_signals"]),

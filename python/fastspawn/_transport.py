@@ -249,12 +249,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             logger.info("%r exited with return code %r", self, returncode)
         self._returncode = returncode
         loop.call_soon(protocol.process_exited)
-        # Process.wait() resolves on exit, not on exit + pipe EOF (see module doc).
+        self._try_finish()
+        # Process.wait() resolves on exit, not on exit + pipe EOF (see module doc). As in
+        # asyncio 3.11, after _try_finish: with no pipes left, connection_lost runs first.
         waiters, self._exit_waiters = self._exit_waiters, []
         for waiter in waiters or ():
             if not waiter.cancelled():
                 waiter.set_result(returncode)
-        self._try_finish()
 
     def _pipe_connection_lost(self, fd: int, exc: Optional[BaseException]) -> None:
         if self._protocol is not None:

@@ -1,0 +1,95 @@
+"""One test body, two implementations: stock asyncio and fastspawn.
+
+The ``impl`` fixture gives a loop factory; tests call the standard
+``asyncio.create_subprocess_*`` API, which on a fastspawn loop spawns through the Rust
+core. Every loop gets an exception handler that fails the test if asyncio ever reports
+an error (the "hidden" errors: exceptions in callbacks, unclosed transports, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
+
+import pytest
+
+import fastspawn
+
+T = TypeVar("T")
+
+
+class Impl:
+    def __init__(self, name: str, factory: Callable[[], asyncio.AbstractEventLoop]) -> None:
+        self.name = name
+        self.factory = factory
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def is_fastspawn(self) -> bool:
+        return self.name == "fastspawn"
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float = 60) -> T:
+        """Runs ``coro`` on a fresh loop; fails on any error the loop reports."""
+        loop = self.factory()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+        try:
+            asyncio.set_event_loop(loop)
+            result = loop.run_until_complete(asyncio.wait_for(coro, timeout))
+            # Let pending connection_lost callbacks run, as asyncio.run would.
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+        gc.collect()
+        assert not reported, f"the loop reported errors: {reported}"
+        return result
+
+
+IMPLS = {
+    "asyncio": Impl("asyncio", asyncio.new_event_loop),
+    "fastspawn": Impl("fastspawn", fastspawn.new_event_loop),
+}
+
+
+@pytest.fixture(params=list(IMPLS))
+def impl(request: pytest.FixtureRequest) -> Impl:
+    return IMPLS[request.param]
+
+
+@pytest.fixture
+def fs() -> Impl:
+    """fastspawn only: for behaviour where fastspawn deliberately differs."""
+    return IMPLS["fastspawn"]
+
+
+def open_fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def zombie_children() -> list[int]:
+    """Pids of this process's children that are zombies."""
+    me = str(os.getpid())
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z" and fields[1] == me:
+            zombies.append(int(entry))
+    return zombies
+
+
+PY = sys.executable

@@ -1,0 +1,93 @@
+"""Bad input: fastspawn must raise what stock asyncio raises (type, errno, message,
+filename), and leak nothing doing it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+from typing import Any, Callable, Optional
+
+import pytest
+
+from conftest import IMPLS, open_fds, zombie_children
+
+Call = Callable[[], Any]
+
+
+def describe(exc: BaseException) -> tuple[Any, ...]:
+    return (
+        type(exc),
+        getattr(exc, "errno", None),
+        str(exc),
+        getattr(exc, "filename", None),
+    )
+
+
+def outcome(impl_name: str, make: Callable[[], Any]) -> Optional[tuple[Any, ...]]:
+    async def main() -> Optional[tuple[Any, ...]]:
+        try:
+            proc = await make()
+        except BaseException as exc:  # noqa: BLE001 - comparing whatever is raised
+            return describe(exc)
+        await proc.communicate()
+        return None
+
+    return IMPLS[impl_name].run(main())
+
+
+def exec_(*args: Any, **kwargs: Any) -> Callable[[], Any]:
+    return lambda: asyncio.create_subprocess_exec(*args, **kwargs)
+
+
+def shell(cmd: Any, **kwargs: Any) -> Callable[[], Any]:
+    return lambda: asyncio.create_subprocess_shell(cmd, **kwargs)
+
+
+CASES: dict[str, Callable[[], Any]] = {
+    "missing program": exec_("definitely-not-a-program"),
+    "missing absolute program": exec_("/nonexistent/prog"),
+    "missing program, env PATH": exec_("ls", env={"PATH": "/nonexistent"}),
+    "not executable": exec_("/etc/hostname"),
+    "directory as program": exec_("/tmp"),
+    "missing cwd": exec_("true", cwd="/nonexistent-dir"),
+    "missing cwd (Path)": exec_("true", cwd=pathlib.Path("/nonexistent-dir")),
+    "cwd is a file": exec_("true", cwd="/etc/hostname"),
+    "NUL in program": exec_("tr\0ue"),
+    "NUL in argument": exec_("echo", "a\0b"),
+    "NUL in env value": exec_("true", env={"A": "b\0c"}),
+    "NUL in env name": exec_("true", env={"A\0": "b"}),
+    "= in env name": exec_("true", env={"A=B": "c"}),
+    "NUL in cwd": exec_("true", cwd="/t\0mp"),
+    "int argument": exec_("echo", 5),
+    "None argument": exec_("echo", None),
+    "int program": exec_(5),
+    "int env value": exec_("true", env={"A": 1}),
+    "int cwd": exec_("true", cwd=1.5),
+    "bad stdout fd": exec_("true", stdout=12345),
+    "stdout without fileno": exec_("true", stdout=object()),
+    "universal_newlines": exec_("true", universal_newlines=True),
+    "text": exec_("true", text=True),
+    "encoding": exec_("true", encoding="utf-8"),
+    "errors": exec_("true", errors="strict"),
+    "bufsize": exec_("true", bufsize=1),
+    "shell=True on exec": exec_("true", shell=True),
+    "shell cmd not a string": shell(["echo", "hi"]),
+    "shell=False on shell": shell("true", shell=False),
+    "unknown keyword": exec_("true", no_such_option=1),
+    "startupinfo": exec_("true", startupinfo=object()),
+    "creationflags": exec_("true", creationflags=1),
+    "negative pass_fds": exec_("true", pass_fds=(-1,)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_same_exception_as_asyncio(case: str) -> None:
+    make = CASES[case]
+    expected = outcome("asyncio", make)
+    assert expected is not None, f"stock asyncio accepted {case!r}; the case is wrong"
+    fds = open_fds()
+    got = outcome("fastspawn", make)
+    assert got == expected
+    assert open_fds() == fds
+    assert zombie_children() == []

@@ -1,0 +1,224 @@
+"""Lifetimes: no leaked fd, no zombie, no hang — after many spawns, failed spawns,
+cancellation, close(), grandchildren, other threads, closed loops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from asyncio.subprocess import PIPE
+
+import pytest
+
+from conftest import PY, Impl, open_fds, zombie_children
+
+
+def settle_zombies(timeout: float = 5.0) -> list[int]:
+    """Zombies that stay: children are reaped asynchronously, so give them a moment."""
+    deadline = time.monotonic() + timeout
+    while (zombies := zombie_children()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return zombies
+
+
+def test_no_fd_or_zombie_after_200_spawns_including_failures(impl: Impl) -> None:
+    async def main() -> None:
+        for i in range(200):
+            if i % 4 == 3:
+                with pytest.raises(FileNotFoundError):
+                    await asyncio.create_subprocess_exec("no-such-program-xyz", stdin=PIPE, stdout=PIPE, stderr=PIPE)
+                continue
+            if i % 4 == 2:
+                with pytest.raises(FileNotFoundError):
+                    await asyncio.create_subprocess_exec("true", cwd="/no/such/dir", stdout=PIPE)
+                continue
+            proc = await asyncio.create_subprocess_exec("echo", str(i), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+            out, _ = await proc.communicate()
+            assert out == f"{i}\n".encode()
+
+    before = open_fds()
+    impl.run(main())
+    assert open_fds() == before
+    assert settle_zombies() == []
+
+
+def test_close_kills_running_child_and_reaps_it(impl: Impl) -> None:
+    async def main() -> int:
+        proc = await asyncio.create_subprocess_exec("sleep", "30", stdout=PIPE)
+        proc._transport.close()  # type: ignore[attr-defined]
+        return await proc.wait()
+
+    before = open_fds()
+    assert impl.run(main()) == -signal.SIGKILL
+    assert open_fds() == before
+    assert settle_zombies() == []
+
+
+@pytest.mark.parametrize("steps", range(6))
+def test_cancel_spawn_at_each_step(impl: Impl, steps: int) -> None:
+    """Cancel create_subprocess_exec after 0..5 loop iterations: either it raised
+    CancelledError or it returned a process; nothing may leak either way."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(asyncio.create_subprocess_exec("sleep", "30", stdin=PIPE, stdout=PIPE))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            proc = await task
+        except asyncio.CancelledError:
+            return
+        proc.kill()
+        await proc.communicate()
+
+    before = open_fds()
+    impl.run(main())
+    assert open_fds() == before
+    assert settle_zombies() == []
+
+
+@pytest.mark.parametrize("where", ["wait", "communicate", "read", "drain"])
+def test_cancel_while_awaiting_the_process(impl: Impl, where: str) -> None:
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", "import sys,time; sys.stdout.write('x'); sys.stdout.flush(); time.sleep(30)", stdin=PIPE, stdout=PIPE
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        if where == "wait":
+            coro = proc.wait()
+        elif where == "communicate":
+            coro = proc.communicate()
+        elif where == "read":
+            coro = proc.stdout.read()
+        else:
+            proc.stdin.write(b"y" * 1_000_000)  # nobody reads stdin: drain blocks
+            coro = proc.stdin.drain()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(coro, 0.3)
+        proc.kill()
+        assert await proc.wait() == -signal.SIGKILL
+        await proc.communicate()
+
+    before = open_fds()
+    impl.run(main())
+    assert open_fds() == before
+    assert settle_zombies() == []
+
+
+def test_wait_returns_on_exit_while_grandchild_holds_stdout(fs: Impl) -> None:
+    """asyncio 3.12/3.13 hang here until the grandchild exits (cpython#119710)."""
+
+    async def main() -> tuple[int, float, bytes]:
+        proc = await asyncio.create_subprocess_shell("sleep 30 & echo started", stdout=PIPE, start_new_session=True)
+        assert proc.stdout is not None
+        t0 = time.monotonic()
+        code = await asyncio.wait_for(proc.wait(), 10)
+        elapsed = time.monotonic() - t0
+        first = await proc.stdout.readline()
+        os.killpg(proc.pid, signal.SIGKILL)  # the grandchild
+        await proc.stdout.read()
+        return code, elapsed, first
+
+    code, elapsed, first = fs.run(main())
+    assert code == 0
+    assert first == b"started\n"
+    assert elapsed < 10
+
+
+def test_spawn_from_loops_in_other_threads(impl: Impl) -> None:
+    results: list[object] = []
+
+    def worker(i: int) -> None:
+        async def main() -> bytes:
+            procs = [await asyncio.create_subprocess_exec("echo", f"{i}-{j}", stdout=PIPE) for j in range(5)]
+            outs = [(await p.communicate())[0] for p in procs]
+            return b"".join(outs)
+
+        try:
+            results.append(impl.run(main()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    expected = {b"".join(f"{i}-{j}\n".encode() for j in range(5)) for i in range(4)}
+    assert set(results) == expected  # type: ignore[arg-type]
+
+
+def run_script(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+
+
+def test_closing_loop_with_running_children_is_silent_and_reaps_them() -> None:
+    """No "Event loop is closed", no ResourceWarning for closed transports, no zombie."""
+    result = run_script(
+        """
+        import asyncio, gc, os, time, fastspawn
+        pids = []
+        async def main():
+            for _ in range(3):
+                p = await asyncio.create_subprocess_exec("sleep", "30", stdout=-1, stdin=-1)
+                pids.append(p.pid)
+                p._transport.close()   # kills; nobody waits
+            p = await asyncio.create_subprocess_exec("sleep", "0.1", stdout=-1)
+            pids.append(p.pid)
+            await p.wait()
+        fastspawn.run(main())
+        gc.collect()
+        deadline = time.monotonic() + 5
+        def gone(pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    return f.read().split(") ")[1][0] not in "RSDZ"
+            except FileNotFoundError:
+                return True
+        while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print("all reaped" if all(gone(p) for p in pids) else "zombies left")
+        """
+    )
+    assert result.stdout.strip() == "all reaped", result.stderr
+    assert result.stderr == ""
+
+
+FALLBACK_SCRIPT = """
+import asyncio, os, signal, fastspawn
+from fastspawn import _core
+assert _core.features()[2] is False, "pidfd should be disabled"
+async def main():
+    p = await fastspawn.create_subprocess_exec("sh", "-c", "echo hi; exit 3", stdout=-1)
+    out, _ = await p.communicate()
+    assert (out, p.returncode) == (b"hi\\n", 3), (out, p.returncode)
+    p = await fastspawn.create_subprocess_exec("sleep", "30")
+    p.terminate()
+    assert await p.wait() == -signal.SIGTERM
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        p = await fastspawn.create_subprocess_exec("true", stdout=-1)
+        await p.communicate()
+    assert len(os.listdir("/proc/self/fd")) == before
+    print("fallback ok")
+asyncio.run(main())
+"""
+
+
+def test_fallback_reaper_without_pidfd() -> None:
+    """Where pidfds are unavailable (old kernel, seccomp) the one process-wide reaper
+    thread watches children; simulated with FASTSPAWN_NO_PIDFD=1."""
+    result = run_script(FALLBACK_SCRIPT, FASTSPAWN_NO_PIDFD="1")
+    assert result.stdout.strip() == "fallback ok", result.stderr
+    assert result.stderr == ""

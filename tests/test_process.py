@@ -1,0 +1,445 @@
+"""Process behaviour through the standard asyncio API, on both implementations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import sys
+from asyncio.subprocess import DEVNULL, PIPE, STDOUT
+
+import pytest
+
+from conftest import PY, Impl
+
+EDGE_SIZES = [0, 1, 65535, 65536, 65537, 1_000_000]
+
+
+def pattern(n: int) -> bytes:
+    """n bytes that are not all alike, so reordering or loss shows."""
+    block = bytes(range(251))
+    return (block * (n // 251 + 1))[:n]
+
+
+def test_echo_communicate(impl: Impl) -> None:
+    async def main() -> tuple[bytes, int]:
+        proc = await asyncio.create_subprocess_exec("echo", "hello", stdout=PIPE)
+        out, err = await proc.communicate()
+        assert err is None
+        return out, proc.returncode
+
+    assert impl.run(main()) == (b"hello\n", 0)
+
+
+@pytest.mark.parametrize("code", [0, 1, 7, 255])
+def test_exit_codes(impl: Impl, code: int) -> None:
+    async def main() -> int:
+        proc = await asyncio.create_subprocess_shell(f"exit {code}")
+        return await proc.wait()
+
+    assert impl.run(main()) == code
+
+
+@pytest.mark.parametrize("how", ["terminate", "kill", "send_signal"])
+def test_signal_exit_codes(impl: Impl, how: str) -> None:
+    expected = {"terminate": -signal.SIGTERM, "kill": -signal.SIGKILL, "send_signal": -signal.SIGINT}[how]
+
+    async def main() -> tuple[int, int]:
+        proc = await asyncio.create_subprocess_exec("sleep", "30")
+        if how == "send_signal":
+            proc.send_signal(signal.SIGINT)
+        else:
+            getattr(proc, how)()
+        code = await proc.wait()
+        # After exit, signalling is a no-op; once the transport is finished asyncio
+        # raises ProcessLookupError, and nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        return code, proc.returncode
+
+    assert impl.run(main()) == (expected, expected)
+
+
+@pytest.mark.parametrize("size", EDGE_SIZES)
+def test_stdout_edge_sizes(impl: Impl, tmp_path: pathlib.Path, size: int) -> None:
+    data = pattern(size)
+    src = tmp_path / "data"
+    src.write_bytes(data)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("cat", str(src), stdout=PIPE)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        return out
+
+    assert impl.run(main()) == data
+
+
+@pytest.mark.parametrize("size", EDGE_SIZES)
+def test_stdin_edge_sizes(impl: Impl, size: int) -> None:
+    data = pattern(size)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        out, _ = await proc.communicate(data)
+        assert proc.returncode == 0
+        return out
+
+    assert impl.run(main()) == data
+
+
+@pytest.mark.parametrize("size", [65535, 65536, 65537, 1_000_000])
+def test_stdin_write_drain_then_eof(impl: Impl, size: int) -> None:
+    data = pattern(size)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+
+        async def feed() -> None:
+            assert proc.stdin is not None
+            for i in range(0, len(data), 10_000):
+                proc.stdin.write(data[i : i + 10_000])
+                await proc.stdin.drain()
+            proc.stdin.write_eof()
+
+        feeder = asyncio.ensure_future(feed())
+        out = await proc.stdout.read()
+        await feeder
+        assert await proc.wait() == 0
+        return out
+
+    assert impl.run(main()) == data
+
+
+def test_stdout_and_stderr_separately(impl: Impl) -> None:
+    async def main() -> tuple[bytes, bytes]:
+        proc = await asyncio.create_subprocess_shell("echo out; echo err >&2", stdout=PIPE, stderr=PIPE)
+        out, err = await proc.communicate()
+        return out, err
+
+    assert impl.run(main()) == (b"out\n", b"err\n")
+
+
+def test_stderr_to_stdout(impl: Impl) -> None:
+    async def main() -> tuple[bytes, object]:
+        proc = await asyncio.create_subprocess_shell("echo out; echo err >&2", stdout=PIPE, stderr=STDOUT)
+        out, err = await proc.communicate()
+        return out, err
+
+    assert impl.run(main()) == (b"out\nerr\n", None)
+
+
+def test_devnull(impl: Impl) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_shell("cat; echo done", stdin=DEVNULL, stdout=PIPE, stderr=DEVNULL)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"done\n"
+
+
+def test_stdout_to_file_object_and_fd(impl: Impl, tmp_path: pathlib.Path) -> None:
+    async def main() -> None:
+        with open(tmp_path / "a", "wb") as f:
+            proc = await asyncio.create_subprocess_exec("echo", "file", stdout=f)
+            assert await proc.wait() == 0
+        fd = os.open(tmp_path / "b", os.O_WRONLY | os.O_CREAT)
+        try:
+            proc = await asyncio.create_subprocess_exec("echo", "fd", stdout=fd)
+            assert await proc.wait() == 0
+        finally:
+            os.close(fd)
+
+    impl.run(main())
+    assert (tmp_path / "a").read_bytes() == b"file\n"
+    assert (tmp_path / "b").read_bytes() == b"fd\n"
+
+
+def test_lines_and_readline(impl: Impl) -> None:
+    async def main() -> list[bytes]:
+        proc = await asyncio.create_subprocess_exec("seq", "1", "5000", stdout=PIPE)
+        assert proc.stdout is not None
+        first = await proc.stdout.readline()
+        rest = [line async for line in proc.stdout]
+        await proc.wait()
+        return [first, *rest]
+
+    assert impl.run(main()) == [f"{i}\n".encode() for i in range(1, 5001)]
+
+
+def test_line_longer_than_limit_raises_value_error(impl: Impl) -> None:
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_shell("head -c 5000 /dev/zero; echo", stdout=PIPE, limit=1024)
+        assert proc.stdout is not None
+        with pytest.raises(ValueError, match="chunk"):
+            await proc.stdout.readline()
+        proc.kill()
+        await proc.wait()
+
+    impl.run(main())
+
+
+def test_env_replaces_environment_and_path_lookup_uses_it(impl: Impl, tmp_path: pathlib.Path) -> None:
+    tool = tmp_path / "mytool"
+    tool.write_text("#!/bin/sh\necho tool:$FOO\n")
+    tool.chmod(0o755)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            "mytool", stdout=PIPE, env={"PATH": f"/nonexistent:{tmp_path}", "FOO": "bar"}
+        )
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"tool:bar\n"
+
+
+@pytest.mark.parametrize("kind", [str, bytes, pathlib.Path])
+def test_cwd_types(impl: Impl, tmp_path: pathlib.Path, kind: type) -> None:
+    cwd = kind(os.fsencode(tmp_path)) if kind is bytes else kind(tmp_path)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("pwd", stdout=PIPE, cwd=cwd)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == os.fsencode(tmp_path) + b"\n"
+
+
+def test_relative_program_resolves_against_cwd(impl: Impl, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "here.sh").write_text("#!/bin/sh\necho here\n")
+    (tmp_path / "here.sh").chmod(0o755)
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("./here.sh", stdout=PIPE, cwd=tmp_path)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"here\n"
+
+
+def test_executable_replaces_program(impl: Impl) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("argv0-name", "-c", 'echo "$0"', executable="/bin/sh", stdout=PIPE)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"argv0-name\n"
+
+
+def test_shell_executable(impl: Impl) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_shell("echo $0", executable="/bin/bash", stdout=PIPE)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"/bin/bash\n"
+
+
+def _fd_state_script(fds: list[int]) -> str:
+    return "; ".join(f"[ -e /proc/self/fd/{fd} ] && echo open || echo closed" for fd in fds)
+
+
+@pytest.mark.parametrize("close_fds", [True, False])
+def test_close_fds_and_pass_fds(impl: Impl, close_fds: bool) -> None:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.set_inheritable(r1, True)
+    os.set_inheritable(r2, True)
+    try:
+
+        async def main() -> bytes:
+            proc = await asyncio.create_subprocess_shell(
+                _fd_state_script([r1, r2, w1]), stdout=PIPE, close_fds=close_fds, pass_fds=(r2,) if close_fds else ()
+            )
+            out, _ = await proc.communicate()
+            return out
+
+        expected = b"closed\nopen\nclosed\n" if close_fds else b"open\nopen\nclosed\n"
+        assert impl.run(main()) == expected
+    finally:
+        for fd in (r1, w1, r2, w2):
+            os.close(fd)
+
+
+def test_pass_fds_without_close_fds_warns_like_subprocess(impl: Impl) -> None:
+    r, w = os.pipe()
+    try:
+
+        async def main() -> bytes:
+            with pytest.warns(RuntimeWarning, match="pass_fds overriding close_fds"):
+                proc = await asyncio.create_subprocess_shell(
+                    _fd_state_script([r]), stdout=PIPE, close_fds=False, pass_fds=(r,)
+                )
+            out, _ = await proc.communicate()
+            return out
+
+        assert impl.run(main()) == b"open\n"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _stat_fields() -> str:
+    # pgrp and session of the shell itself, from /proc/<pid>/stat.
+    return "cut -d' ' -f5,6 /proc/$$/stat; echo $$"
+
+
+def test_start_new_session(impl: Impl) -> None:
+    async def main() -> list[bytes]:
+        proc = await asyncio.create_subprocess_shell(_stat_fields(), stdout=PIPE, start_new_session=True)
+        out, _ = await proc.communicate()
+        return out.split()
+
+    pgrp, sid, pid = impl.run(main())
+    assert pgrp == sid == pid
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is new in Python 3.11")
+def test_process_group(impl: Impl) -> None:
+    async def main() -> list[bytes]:
+        proc = await asyncio.create_subprocess_shell(_stat_fields(), stdout=PIPE, process_group=0)
+        out, _ = await proc.communicate()
+        return out.split()
+
+    pgrp, sid, pid = impl.run(main())
+    assert pgrp == pid
+    assert sid != pid
+    assert int(sid) == os.getsid(0)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_restore_signals(impl: Impl, restore: bool) -> None:
+    async def main() -> int:
+        proc = await asyncio.create_subprocess_exec(
+            "grep", "SigIgn", "/proc/self/status", stdout=PIPE, restore_signals=restore
+        )
+        out, _ = await proc.communicate()
+        return int(out.split()[1], 16)
+
+    ignored = impl.run(main())
+    sigpipe_ignored = bool(ignored & (1 << (signal.SIGPIPE - 1)))
+    assert sigpipe_ignored is (not restore)
+
+
+def test_umask_is_delegated_and_honoured(impl: Impl) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_shell("umask", stdout=PIPE, umask=0o027)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()).strip() == b"0027"
+
+
+def test_preexec_fn_is_delegated_and_honoured(impl: Impl) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_shell(
+            "echo $MARK", stdout=PIPE, preexec_fn=lambda: os.environ.__setitem__("MARK", "set-in-child")
+        )
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"set-in-child\n"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="pipesize is new in Python 3.10")
+def test_pipesize(impl: Impl) -> None:
+    async def main() -> bytes:
+        code = "import fcntl,sys; print(fcntl.fcntl(1, fcntl.F_GETPIPE_SZ))"
+        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=PIPE, pipesize=1 << 18)
+        out, _ = await proc.communicate()
+        return out
+
+    assert int(impl.run(main())) == 1 << 18
+
+
+def test_stdin_is_a_real_pipe(impl: Impl) -> None:
+    # uvloop's socketpairs break /dev/stdin (uvloop#532); pipes must not.
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec("cat", "/dev/stdin", stdin=PIPE, stdout=PIPE)
+        out, _ = await proc.communicate(b"via /dev/stdin")
+        return out
+
+    assert impl.run(main()) == b"via /dev/stdin"
+
+
+def test_reader_pauses_and_memory_stays_capped(impl: Impl) -> None:
+    limit = 4096
+
+    async def main() -> tuple[bool, int, int]:
+        proc = await asyncio.create_subprocess_exec("head", "-c", "10000000", "/dev/zero", stdout=PIPE, limit=limit)
+        assert proc.stdout is not None
+        transport = proc._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.3)
+        paused = not transport.is_reading()
+        buffered = len(proc.stdout._buffer)  # type: ignore[attr-defined]
+        total = 0
+        while chunk := await proc.stdout.read(65536):
+            total += len(chunk)
+        await proc.wait()
+        return paused, buffered, total
+
+    paused, buffered, total = impl.run(main())
+    assert paused
+    # StreamReader pauses above 2 * limit; one read may overshoot by at most its size.
+    assert buffered <= 2 * limit + (1 << 20)
+    assert total == 10_000_000
+
+
+def test_broken_stdin_pipe(impl: Impl) -> None:
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec("true", stdin=PIPE)
+        await proc.wait()
+        assert proc.stdin is not None
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(100):
+                proc.stdin.write(b"x" * 65536)
+                await proc.stdin.drain()
+        # communicate() swallows the broken pipe, as asyncio does.
+        proc2 = await asyncio.create_subprocess_exec("true", stdin=PIPE)
+        await proc2.communicate(b"y" * 1_000_000)
+        assert proc2.returncode == 0
+
+    impl.run(main())
+
+
+def test_subprocess_protocol_event_order(impl: Impl) -> None:
+    events: list[str] = []
+
+    class Recorder(asyncio.SubprocessProtocol):
+        def __init__(self) -> None:
+            self.done = asyncio.get_event_loop().create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            events.append("connection_made")
+
+        def pipe_data_received(self, fd: int, data: bytes) -> None:
+            if not events or events[-1] != f"data{fd}":
+                events.append(f"data{fd}")
+
+        def pipe_connection_lost(self, fd: int, exc: BaseException | None) -> None:
+            events.append(f"pipe_lost{fd}")
+
+        def process_exited(self) -> None:
+            events.append("process_exited")
+
+        def connection_lost(self, exc: BaseException | None) -> None:
+            events.append("connection_lost")
+            self.done.set_result(None)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.subprocess_exec(Recorder, "sh", "-c", "echo out; echo err >&2", stdin=None)
+        await proto.done
+        assert transport.get_returncode() == 0
+        transport.close()
+
+    impl.run(main())
+    assert events[0] == "connection_made"
+    assert events[-1] == "connection_lost"
+    assert {"data1", "data2", "pipe_lost1", "pipe_lost2", "process_exited"} <= set(events)
+    assert events.index("data1") < events.index("pipe_lost1")
+    assert events.index("data2") < events.index("pipe_lost2")
