@@ -93,3 +93,13 @@ def zombie_children() -> list[int]:
 
 
 PY = sys.executable
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Prints the stdlib conformance counts when that test ran."""
+    module = sys.modules.get("test_stdlib_conformance")
+    if module is None or not module.RESULTS:
+        return
+    terminalreporter.section("CPython test_asyncio.test_subprocess: stock asyncio vs fastspawn.install()")
+    for line in module.summary_lines():
+        terminalreporter.write_line(line)
