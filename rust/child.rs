@@ -72,7 +72,7 @@ pub fn returncode(status: libc::c_int) -> Option<i32> {
 pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
     let mut status: libc::c_int = 0;
     // SAFETY: waitpid writes one c_int through the pointer we pass.
-    let got = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) }))?;
+    let got = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) }))?;
     Ok(if got == 0 { None } else { returncode(status) })
 }
 
@@ -207,7 +207,7 @@ impl Child {
                 revents: 0,
             };
             // SAFETY: poll reads and writes exactly one pollfd that lives on our stack.
-            retry_eintr(|| cvt(unsafe { libc::poll(&mut pfd, 1, wait_ms) }))?;
+            retry_eintr(|| cvt(unsafe { libc::poll(&raw mut pfd, 1, wait_ms) }))?;
         }
     }
 
@@ -283,7 +283,7 @@ mod tests {
             revents: 0,
         };
         // SAFETY: poll on one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        let n = unsafe { libc::poll(&raw mut pfd, 1, 10_000) };
         assert_eq!(n, 1, "exit fd never became readable");
     }
 

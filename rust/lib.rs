@@ -1,4 +1,4 @@
-//! fastspawn's Rust core: spawning (posix_spawn), exit notification (pidfd, with one
+//! fastspawn's Rust core: spawning (`posix_spawn`), exit notification (pidfd, with one
 //! fallback reaper), signals, and non-blocking pipes. `py.rs` is the only file that
 //! knows about Python.
 #![deny(unsafe_op_in_unsafe_fn)]

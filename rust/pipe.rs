@@ -25,7 +25,8 @@ pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`); returns the size granted.
 pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<usize> {
-    let size = libc::c_int::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let size =
+        libc::c_int::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: F_SETPIPE_SZ on a borrowed open descriptor; the kernel validates the size.
     let got = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) })?;
     Ok(got as usize)

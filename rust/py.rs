@@ -106,7 +106,11 @@ impl PyChild {
     }
 
     fn __repr__(&self) -> String {
-        format!("<fastspawn._core.Child pid={} returncode={:?}>", self.0.pid(), self.0.returncode())
+        format!(
+            "<fastspawn._core.Child pid={} returncode={:?}>",
+            self.0.pid(),
+            self.0.returncode()
+        )
     }
 }
 
@@ -119,7 +123,9 @@ impl ReadPipe {
     /// Takes ownership of `fd`, the reading end of a pipe; makes it non-blocking.
     #[new]
     fn new(fd: i32) -> PyResult<Self> {
-        pipe::ReadPipe::new(owned_fd(fd)?).map(|p| Self(Some(p))).map_err(|e| os_error(&e))
+        pipe::ReadPipe::new(owned_fd(fd)?)
+            .map(|p| Self(Some(p)))
+            .map_err(|e| os_error(&e))
     }
 
     fn fileno(&self) -> PyResult<i32> {
@@ -171,7 +177,9 @@ impl WritePipe {
     /// Takes ownership of `fd`, the writing end of a pipe; makes it non-blocking.
     #[new]
     fn new(fd: i32) -> PyResult<Self> {
-        pipe::WritePipe::new(owned_fd(fd)?).map(|p| Self(Some(p))).map_err(|e| os_error(&e))
+        pipe::WritePipe::new(owned_fd(fd)?)
+            .map(|p| Self(Some(p)))
+            .map_err(|e| os_error(&e))
     }
 
     fn fileno(&self) -> PyResult<i32> {
@@ -213,7 +221,7 @@ impl WritePipe {
     }
 }
 
-/// Starts a child with posix_spawn. See `_core.pyi` for the contract.
+/// Starts a child with `posix_spawn`. See `_core.pyi` for the contract.
 #[pyfunction]
 #[pyo3(signature = (
     program, argv, env, cwd, stdin, stdout, stderr, close_fds, pass_fds,
@@ -237,7 +245,12 @@ fn spawn(
     pipe_size: Option<usize>,
     program_name: Py<PyAny>,
     cwd_name: Py<PyAny>,
-) -> PyResult<(PyChild, Option<WritePipe>, Option<ReadPipe>, Option<ReadPipe>)> {
+) -> PyResult<(
+    PyChild,
+    Option<WritePipe>,
+    Option<ReadPipe>,
+    Option<ReadPipe>,
+)> {
     let req = SpawnRequest {
         program: c_string(program)?,
         argv: argv.into_iter().map(c_string).collect::<PyResult<_>>()?,
@@ -274,7 +287,9 @@ fn spawn(
 /// `subprocess.Popen` path) and that nobody has reaped.
 #[pyfunction]
 fn watch(pid: i32) -> PyResult<PyChild> {
-    child::Child::watch(pid).map(PyChild).map_err(|e| os_error(&e))
+    child::Child::watch(pid)
+        .map(PyChild)
+        .map_err(|e| os_error(&e))
 }
 
 /// What this system lets the core do natively.

@@ -117,7 +117,10 @@ impl Reaper {
         let mut delay = FIRST_DELAY;
         loop {
             if entries.is_empty() {
-                entries = self.wake.wait(entries).unwrap_or_else(PoisonError::into_inner);
+                entries = self
+                    .wake
+                    .wait(entries)
+                    .unwrap_or_else(PoisonError::into_inner);
                 delay = FIRST_DELAY;
                 continue;
             }
@@ -180,7 +183,7 @@ mod tests {
             revents: 0,
         };
         // SAFETY: poll on one valid pollfd.
-        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 10_000) }, 1);
+        assert_eq!(unsafe { libc::poll(&raw mut pfd, 1, 10_000) }, 1);
         assert_eq!(slot.get().unwrap().unwrap(), 3);
         assert!(!slot.while_unreaped(|| Ok(true)).unwrap());
     }

@@ -2,7 +2,7 @@
 //! the child on `clone(CLONE_VM|CLONE_VFORK)`), so the cost stays flat however much
 //! memory the parent holds.
 //!
-//! Everything a request asks for is expressed as posix_spawn file actions and
+//! Everything a request asks for is expressed as `posix_spawn` file actions and
 //! attributes. The two GNU extensions it relies on (`addchdir_np`, glibc 2.29, for `cwd`;
 //! `addclosefrom_np`, glibc 2.34, for `close_fds`) are looked up at run time; when one is
 //! missing, [`Features`] says so and the caller delegates that spawn instead of ignoring
@@ -158,7 +158,13 @@ impl FileActions {
     fn open_devnull(&mut self, to: RawFd) -> io::Result<()> {
         // SAFETY: as above; glibc copies the path string.
         cvt_nz(unsafe {
-            libc::posix_spawn_file_actions_addopen(self.as_mut_ptr(), to, c"/dev/null".as_ptr(), libc::O_RDWR, 0)
+            libc::posix_spawn_file_actions_addopen(
+                self.as_mut_ptr(),
+                to,
+                c"/dev/null".as_ptr(),
+                libc::O_RDWR,
+                0,
+            )
         })
     }
 
@@ -206,7 +212,9 @@ impl SpawnAttr {
                 libc::sigaddset(set.as_mut_ptr(), libc::SIGXFSZ);
             }
             // SAFETY: the attr is initialised and `set` was initialised above.
-            cvt_nz(unsafe { libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), set.as_ptr()) })?;
+            cvt_nz(unsafe {
+                libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), set.as_ptr())
+            })?;
             flags |= libc::POSIX_SPAWN_SETSIGDEF;
         }
         if req.new_session {
@@ -265,10 +273,12 @@ pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
                 full.push(b'/');
             }
             full.extend_from_slice(program);
-            // Neither part contains NUL: PATH came from a C string, program is a CString.
-            CString::new(full).expect("no NUL in PATH entry")
+            // Neither part contains NUL (PATH came from a C string, program is a
+            // CString), so nothing is dropped here in practice.
+            CString::new(full).ok()
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default()
 }
 
 /// Whether a candidate can be skipped without a spawn: it is absolute and does not exist.
@@ -369,21 +379,14 @@ fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest, features: Features) ->
     fds.actions.closefrom(addclosefrom, highest + 1)
 }
 
-/// Starts the child described by `req`, trying `candidates` (from [`exec_candidates`])
-/// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
-/// reported.
-pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, SpawnError> {
-    let features = Features::get();
+/// Sets up the child's stdin, stdout and stderr; returns the parent's pipe ends.
+fn connect_stdio(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<[Option<OwnedFd>; 3]> {
     for fd in req.stdio.iter().filter_map(|s| match s {
         Stdio::Fd(fd) => Some(*fd),
         _ => None,
     }) {
         fd_flags(fd)?;
     }
-    let mut fds = ChildFds {
-        actions: FileActions::new()?,
-        keep_open: Vec::new(),
-    };
     let mut parent_ends: [Option<OwnedFd>; 3] = [None, None, None];
     for (target, how) in req.stdio.iter().enumerate() {
         let target = target as RawFd;
@@ -408,6 +411,70 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
             }
         }
     }
+    Ok(parent_ends)
+}
+
+/// Calls `posix_spawn` for each candidate until one starts; returns its pid.
+fn spawn_first(
+    req: &SpawnRequest,
+    candidates: &[CString],
+    fds: &mut ChildFds,
+    attr: &mut SpawnAttr,
+) -> Result<libc::pid_t, SpawnError> {
+    let argv = c_array(&req.argv);
+    let env_owned = req.env.as_deref().map(c_array);
+    let envp: *const *mut c_char = match &env_owned {
+        Some(env) => env.as_ptr(),
+        // SAFETY: reading the `environ` pointer itself; posix_spawn copies what it needs.
+        None => unsafe { environ }.cast(),
+    };
+    let mut first_error: Option<io::Error> = None;
+    let mut last_error = io::Error::from_raw_os_error(libc::ENOENT);
+    let several = candidates.len() > 1;
+    for path in candidates {
+        if several && req.cwd.is_none() && surely_missing(path) {
+            continue;
+        }
+        let mut pid: libc::pid_t = 0;
+        // SAFETY: every pointer is valid for the call: `path` is NUL-terminated, the
+        // actions and attr are initialised, argv and envp are null-terminated arrays of
+        // NUL-terminated strings that outlive the call, and `pid` is writable.
+        let ret = unsafe {
+            libc::posix_spawn(
+                &raw mut pid,
+                path.as_ptr(),
+                fds.actions.as_mut_ptr(),
+                attr.as_mut_ptr(),
+                argv.as_ptr(),
+                envp,
+            )
+        };
+        let Err(e) = cvt_nz(ret) else {
+            return Ok(pid);
+        };
+        if let Some(chdir_err) = req.cwd.as_deref().and_then(chdir_error) {
+            return Err(SpawnError::Chdir(chdir_err));
+        }
+        if first_error.is_none() && !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+        {
+            first_error = Some(e);
+        } else {
+            last_error = e;
+        }
+    }
+    Err(SpawnError::Exec(first_error.unwrap_or(last_error)))
+}
+
+/// Starts the child described by `req`, trying `candidates` (from [`exec_candidates`])
+/// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
+/// reported.
+pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, SpawnError> {
+    let features = Features::get();
+    let mut fds = ChildFds {
+        actions: FileActions::new()?,
+        keep_open: Vec::new(),
+    };
+    let [stdin, stdout, stderr] = connect_stdio(&mut fds, req)?;
     if req.close_fds {
         plan_close_fds(&mut fds, req, features)?;
     }
@@ -419,56 +486,10 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
     }
     let mut attr = SpawnAttr::new()?;
     attr.configure(req)?;
-
-    let argv = c_array(&req.argv);
-    let env_owned = req.env.as_deref().map(c_array);
-    let envp: *const *mut c_char = match &env_owned {
-        Some(env) => env.as_ptr(),
-        // SAFETY: reading the `environ` pointer itself; posix_spawn copies what it needs.
-        None => unsafe { environ }.cast(),
-    };
-
-    let mut first_error: Option<io::Error> = None;
-    let mut last_error = io::Error::from_raw_os_error(libc::ENOENT);
-    let several = candidates.len() > 1;
-    let mut pid: libc::pid_t = 0;
-    let mut started = false;
-    for path in candidates {
-        if several && req.cwd.is_none() && surely_missing(path) {
-            continue;
-        }
-        // SAFETY: every pointer is valid for the call: `path` is NUL-terminated, the
-        // actions and attr are initialised, argv and envp are null-terminated arrays of
-        // NUL-terminated strings that outlive the call, and `pid` is writable.
-        let ret = unsafe {
-            libc::posix_spawn(&mut pid, path.as_ptr(), fds.actions.as_mut_ptr(), attr.as_mut_ptr(), argv.as_ptr(), envp)
-        };
-        match cvt_nz(ret) {
-            Ok(()) => {
-                started = true;
-                break;
-            }
-            Err(e) => {
-                if let Some(dir) = req.cwd.as_deref() {
-                    if let Some(chdir_err) = chdir_error(dir) {
-                        return Err(SpawnError::Chdir(chdir_err));
-                    }
-                }
-                let code = e.raw_os_error();
-                if first_error.is_none() && !matches!(code, Some(libc::ENOENT | libc::ENOTDIR)) {
-                    first_error = Some(e);
-                } else {
-                    last_error = e;
-                }
-            }
-        }
-    }
-    if !started {
-        return Err(SpawnError::Exec(first_error.unwrap_or(last_error)));
-    }
+    let pid = spawn_first(req, candidates, &mut fds, &mut attr)?;
+    // The child's ends of the pipes close here, in the parent.
     drop(fds);
     let child = Child::watch(pid)?;
-    let [stdin, stdout, stderr] = parent_ends;
     Ok(Spawned {
         child,
         stdin: stdin.map(WritePipe::new).transpose()?,
@@ -548,11 +569,17 @@ mod tests {
     #[test]
     fn env_path_is_used_for_lookup() {
         let mut req = request(&["sh", "-c", "echo $FOO"]);
-        req.env = Some(vec![CString::new("PATH=/nonexistent:/bin").unwrap(), CString::new("FOO=bar").unwrap()]);
+        req.env = Some(vec![
+            CString::new("PATH=/nonexistent:/bin").unwrap(),
+            CString::new("FOO=bar").unwrap(),
+        ]);
         req.stdio[1] = Stdio::Pipe;
         assert_eq!(
             exec_candidates(&req),
-            vec![CString::new("/nonexistent/sh").unwrap(), CString::new("/bin/sh").unwrap()]
+            vec![
+                CString::new("/nonexistent/sh").unwrap(),
+                CString::new("/bin/sh").unwrap()
+            ]
         );
         assert_eq!(run(&req), (0, b"bar\n".to_vec()));
     }
@@ -609,6 +636,9 @@ mod tests {
             .split_whitespace()
             .map(str::to_owned)
             .collect();
-        assert_eq!(fields[0], fields[1], "session leader is its own group leader");
+        assert_eq!(
+            fields[0], fields[1],
+            "session leader is its own group leader"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Small helpers that turn C calling conventions into `io::Result`.
 //!
 //! Two conventions exist at the libc boundary: most calls return `-1` and set `errno`,
-//! while the posix_spawn family returns the error number itself. EINTR is retried in
+//! while the `posix_spawn` family returns the error number itself. EINTR is retried in
 //! exactly one place, [`retry_eintr`].
 
 use std::io;
@@ -16,7 +16,7 @@ pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
     }
 }
 
-/// posix_spawn convention: `0` is success, anything else is the errno.
+/// `posix_spawn` convention: `0` is success, anything else is the errno.
 pub fn cvt_nz(ret: libc::c_int) -> io::Result<()> {
     if ret == 0 {
         Ok(())
@@ -95,6 +95,9 @@ mod tests {
     #[test]
     fn cvt_nz_maps_errno() {
         assert!(cvt_nz(0).is_ok());
-        assert_eq!(cvt_nz(libc::EACCES).unwrap_err().raw_os_error(), Some(libc::EACCES));
+        assert_eq!(
+            cvt_nz(libc::EACCES).unwrap_err().raw_os_error(),
+            Some(libc::EACCES)
+        );
     }
 }

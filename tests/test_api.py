@@ -52,7 +52,7 @@ def test_install_uninstall_are_idempotent_and_reversible() -> None:
 def test_installed_routes_loop_subprocess_shell(installed: None) -> None:
     async def main() -> tuple[type, bytes]:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_shell(asyncio.SubprocessProtocol, "exit 0")
+        transport, _ = await loop.subprocess_shell(asyncio.SubprocessProtocol, "exit 0")
         transport.close()
         proc = await asyncio.create_subprocess_shell("echo via shell", stdout=PIPE)
         out, _ = await proc.communicate()

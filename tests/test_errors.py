@@ -4,7 +4,6 @@ filename), and leak nothing doing it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
 from typing import Any, Callable, Optional
 
@@ -28,7 +27,7 @@ def outcome(impl_name: str, make: Callable[[], Any]) -> Optional[tuple[Any, ...]
     async def main() -> Optional[tuple[Any, ...]]:
         try:
             proc = await make()
-        except BaseException as exc:  # noqa: BLE001 - comparing whatever is raised
+        except BaseException as exc:
             return describe(exc)
         await proc.communicate()
         return None

@@ -86,7 +86,11 @@ def test_cancel_spawn_at_each_step(impl: Impl, steps: int) -> None:
 def test_cancel_while_awaiting_the_process(impl: Impl, where: str) -> None:
     async def main() -> None:
         proc = await asyncio.create_subprocess_exec(
-            PY, "-c", "import sys,time; sys.stdout.write('x'); sys.stdout.flush(); time.sleep(30)", stdin=PIPE, stdout=PIPE
+            PY,
+            "-c",
+            "import sys,time; sys.stdout.write('x'); sys.stdout.flush(); time.sleep(30)",
+            stdin=PIPE,
+            stdout=PIPE,
         )
         assert proc.stdin is not None and proc.stdout is not None
         if where == "wait":
@@ -141,7 +145,7 @@ def test_spawn_from_loops_in_other_threads(impl: Impl) -> None:
 
         try:
             results.append(impl.run(main()))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             results.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]

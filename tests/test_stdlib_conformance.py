@@ -27,9 +27,7 @@ UNSUPPORTED: list[str] = []
 def interpreters() -> list[str]:
     """The current interpreter plus pyenv's, one per version, >= 3.9."""
     found: dict[tuple[int, int], str] = {sys.version_info[:2]: sys.executable}
-    candidates = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")) + glob.glob(
-        "/usr/bin/python3.[0-9]*"
-    )
+    candidates = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")) + glob.glob("/usr/bin/python3.[0-9]*")
     for exe in sorted(candidates):
         try:
             out = subprocess.run(

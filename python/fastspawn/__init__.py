@@ -14,18 +14,18 @@ from ._spawn import create_subprocess_exec, create_subprocess_shell, subprocess_
 from ._transport import SubprocessTransport
 
 __all__ = [
+    "DELEGATED_OPTIONS",
+    "NATIVE_OPTIONS",
+    "EventLoop",
+    "SubprocessTransport",
     "__version__",
     "create_subprocess_exec",
     "create_subprocess_shell",
-    "subprocess_exec",
-    "subprocess_shell",
     "install",
-    "uninstall",
     "is_installed",
     "new_event_loop",
     "run",
-    "EventLoop",
-    "SubprocessTransport",
-    "NATIVE_OPTIONS",
-    "DELEGATED_OPTIONS",
+    "subprocess_exec",
+    "subprocess_shell",
+    "uninstall",
 ]

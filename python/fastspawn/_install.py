@@ -15,9 +15,8 @@ import threading
 from typing import Any, Coroutine, Optional, TypeVar
 
 from ._spawn import make_subprocess_transport
-from ._transport import SubprocessTransport
 
-__all__ = ["install", "uninstall", "is_installed", "new_event_loop", "run", "EventLoop"]
+__all__ = ["EventLoop", "install", "is_installed", "new_event_loop", "run", "uninstall"]
 
 _T = TypeVar("_T")
 
@@ -57,8 +56,9 @@ async def _make_subprocess_transport(
     return await make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
 
 
-def _loop_class() -> type[asyncio.AbstractEventLoop]:
-    return asyncio.unix_events._UnixSelectorEventLoop  # type: ignore[attr-defined,no-any-return]
+def _loop_class() -> type[Any]:
+    cls: type[Any] = asyncio.unix_events._UnixSelectorEventLoop
+    return cls
 
 
 def install() -> None:
@@ -71,7 +71,7 @@ def install() -> None:
         if cls.__dict__.get("_make_subprocess_transport") is _make_subprocess_transport:
             return
         _saved = cls.__dict__["_make_subprocess_transport"]
-        setattr(cls, "_make_subprocess_transport", _make_subprocess_transport)
+        cls._make_subprocess_transport = _make_subprocess_transport
 
 
 def uninstall() -> None:
@@ -81,7 +81,7 @@ def uninstall() -> None:
         cls = _loop_class()
         if cls.__dict__.get("_make_subprocess_transport") is not _make_subprocess_transport:
             return
-        setattr(cls, "_make_subprocess_transport", _saved)
+        cls._make_subprocess_transport = _saved
         _saved = None
 
 
@@ -93,7 +93,7 @@ def is_installed() -> bool:
 class EventLoop(asyncio.SelectorEventLoop):
     """A stock selector event loop that spawns with fastspawn, installed or not."""
 
-    _make_subprocess_transport = _make_subprocess_transport  # type: ignore[assignment]
+    _make_subprocess_transport = _make_subprocess_transport
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Optional
 
 from . import _core
 
-__all__ = ["NativeSpawn", "DELEGATED_OPTIONS", "NATIVE_OPTIONS", "plan_native"]
+__all__ = ["DELEGATED_OPTIONS", "NATIVE_OPTIONS", "NativeSpawn", "plan_native"]
 
 # Popen keywords honoured by the core, with the value that means "not asked for".
 NATIVE_OPTIONS: dict[str, Any] = {
@@ -91,7 +91,9 @@ def _env_list(env: Any) -> list[bytes]:
     return env_list
 
 
-def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> Optional[NativeSpawn]:
+def plan_native(
+    args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
+) -> Optional[NativeSpawn]:
     """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
     if subprocess.Popen is not _ORIGINAL_POPEN:
         return None
@@ -157,7 +159,9 @@ def plan_native(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kw
     )
 
 
-def popen_delegated(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> subprocess.Popen[bytes]:
+def popen_delegated(
+    args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
+) -> subprocess.Popen[bytes]:
     """Spawns through the standard library, for options the core cannot honour."""
     return subprocess.Popen(
         args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr, universal_newlines=False, bufsize=0, **kwargs

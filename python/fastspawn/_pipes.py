@@ -13,12 +13,16 @@ exit never raises "Event loop is closed".
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
 from typing import Any, Callable, Optional, Union
 
 from . import _core
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport"]
+
+# asyncio's own logger, so fastspawn's messages are configured with asyncio's.
+logger = logging.getLogger("asyncio")
 
 # Enough to drain a grown (1 MiB) pipe in a few reads; asyncio reads 256 KiB.
 MAX_READ = 1 << 20
@@ -65,14 +69,14 @@ class _PipeTransportBase:
     def _loop_usable(self) -> bool:
         return not self._loop.is_closed()
 
-    def _schedule_connection_lost(self, exc: Optional[BaseException]) -> None:
+    def _schedule_connection_lost(self, exc: Optional[Exception]) -> None:
         if self._loop_usable():
             self._loop.call_soon(self._call_connection_lost, exc)
         else:
             # Nobody can receive callbacks any more; just release the descriptor.
             self._release()
 
-    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+    def _call_connection_lost(self, exc: Optional[Exception]) -> None:
         try:
             self._protocol.connection_lost(exc)
         finally:
@@ -83,7 +87,7 @@ class _PipeTransportBase:
             self._pipe.close()
             self._pipe = None
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
+    def _fatal_error(self, exc: Exception, message: str) -> None:
         # asyncio logs OSErrors (a broken pipe is expected) only in debug mode and hands
         # everything else to the loop's exception handler.
         if not isinstance(exc, OSError) and self._loop_usable():
@@ -92,7 +96,7 @@ class _PipeTransportBase:
             )
         self._close(exc)
 
-    def _close(self, exc: Optional[BaseException]) -> None:
+    def _close(self, exc: Optional[Exception]) -> None:
         raise NotImplementedError
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
@@ -155,7 +159,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         if not self._closing:
             self._close(None)
 
-    def _close(self, exc: Optional[BaseException]) -> None:
+    def _close(self, exc: Optional[Exception]) -> None:
         self._closing = True
         if self._loop_usable():
             self._loop.remove_reader(self._fileno)
@@ -213,7 +217,12 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
             raise
         except BaseException as exc:
             self._loop.call_exception_handler(
-                {"message": "protocol.pause_writing() failed", "exception": exc, "transport": self, "protocol": self._protocol}
+                {
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
             )
 
     def _maybe_resume_protocol(self) -> None:
@@ -226,7 +235,12 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
             raise
         except BaseException as exc:
             self._loop.call_exception_handler(
-                {"message": "protocol.resume_writing() failed", "exception": exc, "transport": self, "protocol": self._protocol}
+                {
+                    "message": "protocol.resume_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
             )
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -238,7 +252,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         pipe = self._pipe
         if self._conn_lost or self._closing or pipe is None:
             if self._conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                asyncio.log.logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
+                logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             self._conn_lost += 1
             return
         was_empty = pipe.buffered == 0
@@ -292,7 +306,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
     def abort(self) -> None:
         self._close(None)
 
-    def _close(self, exc: Optional[BaseException]) -> None:
+    def _close(self, exc: Optional[Exception]) -> None:
         self._closing = True
         pipe = self._pipe
         if self._loop_usable():

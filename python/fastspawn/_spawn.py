@@ -12,11 +12,11 @@ from ._options import plan_native, popen_delegated
 from ._transport import SubprocessTransport
 
 __all__ = [
+    "create_subprocess_exec",
+    "create_subprocess_shell",
     "make_subprocess_transport",
     "subprocess_exec",
     "subprocess_shell",
-    "create_subprocess_exec",
-    "create_subprocess_shell",
 ]
 
 _P = TypeVar("_P", bound=asyncio.SubprocessProtocol)
@@ -35,7 +35,9 @@ def _adopt_pipe(f: Optional[IO[bytes]], kind: type[Any]) -> Any:
     return kind(fd)
 
 
-def _spawn_delegated(args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]) -> tuple[_core.Child, Any, Any, Any]:
+def _spawn_delegated(
+    args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
+) -> tuple[_core.Child, Any, Any, Any]:
     proc = popen_delegated(args, shell, stdin, stdout, stderr, kwargs)
     try:
         child = _core.watch(proc.pid)

@@ -20,6 +20,7 @@ Two deliberate differences from asyncio 3.12/3.13:
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import warnings
 from typing import Any, Callable, Optional, Union
@@ -30,7 +31,8 @@ from ._pipes import ReadPipeTransport, WritePipeTransport
 
 __all__ = ["SubprocessTransport"]
 
-logger = asyncio.log.logger
+# asyncio's own logger, so fastspawn's messages are configured with asyncio's.
+logger = logging.getLogger("asyncio")
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -50,7 +52,7 @@ class _PipeProtocol(asyncio.Protocol):
         assert isinstance(transport, (ReadPipeTransport, WritePipeTransport))
         self.pipe = transport
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def connection_lost(self, exc: Optional[Exception]) -> None:
         self.disconnected = True
         if self.proc is not None:
             self.proc._pipe_connection_lost(self.fd, exc)
@@ -83,13 +85,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         args: Any,
         extra: Optional[dict[str, Any]] = None,
     ) -> None:
-        super().__init__(extra)
+        # What asyncio calls _proc (a Popen there): None once the transport is finished.
+        self._proc: Optional[ChildProcess] = ChildProcess(child, args)
+        super().__init__({**(extra or {}), "subprocess": self._proc})
         self._loop: Optional[asyncio.AbstractEventLoop] = loop
         self._protocol: Optional[asyncio.SubprocessProtocol] = protocol
         self._child = child
-        # What asyncio calls _proc: None once the transport is finished.
-        self._proc: Optional[ChildProcess] = ChildProcess(child, args)
-        self._extra["subprocess"] = self._proc
         self._pid = child.pid
         self._returncode: Optional[int] = None
         self._closed = False
@@ -257,7 +258,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             if not waiter.cancelled():
                 waiter.set_result(returncode)
 
-    def _pipe_connection_lost(self, fd: int, exc: Optional[BaseException]) -> None:
+    def _pipe_connection_lost(self, fd: int, exc: Optional[Exception]) -> None:
         if self._protocol is not None:
             self._protocol.pipe_connection_lost(fd, exc)
         self._try_finish()
@@ -270,7 +271,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             assert self._loop is not None
             self._loop.call_soon(self._call_connection_lost, None)
 
-    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+    def _call_connection_lost(self, exc: Optional[Exception]) -> None:
         try:
             if self._protocol is not None:
                 self._protocol.connection_lost(exc)

@@ -1,0 +1,107 @@
+"""fastspawn's Rust core (``rust/py.rs``): spawning, exit watching, signals and
+non-blocking pipes. Plain values cross this boundary; OS errors arrive as
+``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
+
+from typing import Optional, final
+
+__all__ = ["Child", "ReadPipe", "WritePipe", "__version__", "features", "spawn", "watch"]
+
+__version__: str
+
+@final
+class Child:
+    """A child process. Dropped unreaped, it is reaped by the core's reaper thread."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> Optional[int]:
+        """The exit code, ``-signal`` if a signal ended it, or None while unreaped."""
+    @property
+    def exit_fd(self) -> Optional[int]:
+        """The descriptor that becomes readable when the child exits (a pidfd, or the
+        fallback reaper's pipe); None once closed with :meth:`close_exit_fd`."""
+    def try_wait(self) -> Optional[int]:
+        """Reaps the child if it exited and returns the returncode; None if it runs.
+
+        Raises ChildProcessError if something else in this process reaped it."""
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Blocks (without the GIL) until exit or ``timeout`` seconds; like try_wait."""
+    def send_signal(self, signal: int) -> bool:
+        """Sends ``signal`` through the pidfd; False (and nothing sent) if the child is
+        already gone. Never reaches a process that recycled the pid."""
+    def close_exit_fd(self) -> None:
+        """Closes :attr:`exit_fd`; call after the loop stopped watching it."""
+
+@final
+class ReadPipe:
+    """The parent's non-blocking end of a child's stdout or stderr."""
+
+    def __new__(cls, fd: int) -> "ReadPipe":
+        """Takes ownership of ``fd`` (the caller must not close it) and makes it
+        non-blocking."""
+    def fileno(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def read(self, max: int) -> Optional[bytes]:
+        """At most ``max`` bytes; ``b""`` at EOF; None when nothing is there yet."""
+    def close(self) -> None: ...
+
+@final
+class WritePipe:
+    """The parent's non-blocking end of a child's stdin, with its own write buffer."""
+
+    def __new__(cls, fd: int) -> "WritePipe":
+        """Takes ownership of ``fd`` (the caller must not close it) and makes it
+        non-blocking."""
+    def fileno(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def buffered(self) -> int:
+        """Bytes accepted but not yet written into the pipe."""
+    def write(self, data: bytes) -> int:
+        """Writes what the pipe takes now and buffers the rest; returns the bytes
+        buffered. Raises BrokenPipeError once the reader is gone."""
+    def flush(self) -> int:
+        """Writes buffered bytes the pipe takes now; returns the bytes still buffered."""
+    def discard(self) -> None:
+        """Drops the buffer unwritten."""
+    def close(self) -> None: ...
+
+def spawn(
+    program: bytes,
+    argv: list[bytes],
+    env: Optional[list[bytes]],
+    cwd: Optional[bytes],
+    stdin: Optional[int],
+    stdout: Optional[int],
+    stderr: Optional[int],
+    close_fds: bool,
+    pass_fds: list[int],
+    start_new_session: bool,
+    process_group: Optional[int],
+    restore_signals: bool,
+    pipe_size: Optional[int],
+    program_name: object,
+    cwd_name: object,
+) -> tuple[Child, Optional[WritePipe], Optional[ReadPipe], Optional[ReadPipe]]:
+    """Starts ``argv`` with posix_spawn, never copying this process's address space.
+
+    ``program`` is a path or a bare name looked up in the ``PATH`` of ``env`` (a list
+    of ``b"NAME=value"``; None inherits this process's environment). ``stdin``,
+    ``stdout``, ``stderr``: None (inherit), -1 (a new pipe, returned), -2 (stderr
+    only: same as stdout), -3 (/dev/null) or an open descriptor. ``close_fds`` closes
+    every descriptor but 0-2 and ``pass_fds`` in the child; ``restore_signals`` resets
+    SIGPIPE and SIGXFSZ; ``pipe_size`` sets the capacity of the pipes created.
+
+    Errors are ``OSError`` subclasses named after ``program_name`` (exec failures) or
+    ``cwd_name`` (cwd failures), as ``subprocess`` names them; ValueError for an
+    embedded NUL byte; nothing is leaked on any error."""
+
+def watch(pid: int) -> Child:
+    """Watches ``pid``, an unreaped child this process started some other way."""
+
+def features() -> tuple[bool, bool, bool]:
+    """``(cwd, close_fds, pidfd)``: whether this system lets the core honour ``cwd``
+    and ``close_fds`` natively, and whether exits are watched through pidfds."""

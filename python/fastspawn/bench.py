@@ -1,0 +1,853 @@
+"""Compares spawning and piping subprocesses under stock asyncio, uvloop, fastspawn and a floor.
+
+    python -m fastspawn.bench [--quick] [--rounds N] [--workloads 1,2,9] [--impls asyncio,fastspawn]
+                              [--json FILE] [--plot FILE.png]
+
+Implementations (the three event loops run the very same code, ``asyncio.create_subprocess_exec``
+and the stock ``Process``/``StreamReader`` on top; only the loop differs):
+
+* ``asyncio``: a stock asyncio event loop, fastspawn not installed.
+* ``uvloop``: uvloop's loop with uvloop's own spawner (only when uvloop is importable).
+* ``fastspawn``: a stock selector loop that spawns with fastspawn (``fastspawn.new_event_loop()``).
+* ``floor``: the same work with ``os.posix_spawn``, ``os.waitpid`` and blocking reads and no event
+  loop: roughly what the kernel and the child cost, which no event loop can beat by much.
+
+Every sample is taken in a fresh interpreter (``python -m fastspawn.bench --worker IMPL WORKLOAD``,
+which prints one JSON line), implementations take turns in a rotating order, and a first warm-up
+round is thrown away. Every workload checks its result (byte counts, line counts, exit codes); a
+wrong result is reported as ``FAIL: reason`` rather than as a number.
+
+The workload functions (``spawn_wait``, ``echo_communicate``, ...) are public so that the
+pytest-benchmark suite in ``benches/`` measures exactly the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime
+import importlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import string
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Coroutine, Optional, Sequence, TypeVar
+
+import fastspawn
+
+__all__ = [
+    "IMPLS",
+    "WORKLOADS",
+    "CheckError",
+    "Metric",
+    "Workload",
+    "check_spawner",
+    "communicate_big",
+    "concurrent_spawn",
+    "cpu_per_spawn",
+    "echo_communicate",
+    "main",
+    "new_loop",
+    "read_chunks",
+    "read_lines",
+    "run_on",
+    "slow_reader",
+    "spawn_wait",
+    "spawn_wait_holding",
+    "touched_memory",
+    "uvloop_available",
+]
+
+_T = TypeVar("_T")
+Metrics = dict[str, float]
+
+IMPLS = ("asyncio", "uvloop", "fastspawn", "floor")
+BASELINE = "asyncio"
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+PAGE = resource.getpagesize()
+TRUE = "/bin/true"
+ECHO = "/bin/echo"
+PIPE = subprocess.PIPE
+
+
+class CheckError(AssertionError):
+    """A workload produced a wrong result (bytes, lines or an exit code)."""
+
+
+def _check(ok: bool, reason: str) -> None:
+    if not ok:
+        raise CheckError(reason)
+
+
+def _check_exit(code: Optional[int], what: str) -> None:
+    _check(code == 0, f"{what} exited with {code}, expected 0")
+
+
+def _which(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found on PATH")
+    return path
+
+
+def _maxrss() -> int:
+    """This process's peak resident set size so far, in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- event loops -------------------------------------------------------------------------------------
+
+
+def uvloop_available() -> bool:
+    """Whether uvloop can be imported here."""
+    try:
+        importlib.import_module("uvloop")
+    except ImportError:
+        return False
+    return True
+
+
+def new_loop(impl: str) -> asyncio.AbstractEventLoop:
+    """A new event loop of one of the event-loop implementations."""
+    if impl == "asyncio":
+        _check(not fastspawn.is_installed(), "fastspawn.install() is in effect; the asyncio column must be stock")
+        return asyncio.SelectorEventLoop()
+    if impl == "uvloop":
+        loop: asyncio.AbstractEventLoop = importlib.import_module("uvloop").new_event_loop()
+        return loop
+    if impl == "fastspawn":
+        return fastspawn.new_event_loop()
+    raise ValueError(f"{impl!r} is not an event-loop implementation")
+
+
+def run_on(impl: str, main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Runs ``main()`` to completion on a new loop of ``impl``, then closes the loop."""
+    loop = new_loop(impl)
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def check_spawner(impl: str) -> None:
+    """Spawns ``/bin/true`` once on ``impl``'s loop and checks that the subprocess transport is that
+    implementation's own (e.g. that the uvloop column is not secretly measuring fastspawn)."""
+    if impl == "floor":
+        return
+
+    async def main() -> str:
+        proc = await asyncio.create_subprocess_exec(TRUE)
+        _check_exit(await proc.wait(), TRUE)
+        return type(vars(proc)["_transport"]).__module__
+
+    module = run_on(impl, main)
+    _check(module.split(".")[0] == impl, f"{impl} spawned through {module}, not through {impl}")
+
+
+# --- the floor: posix_spawn, waitpid and blocking reads ----------------------------------------------
+
+
+def _floor_spawn(argv: Sequence[str], stdout_fd: Optional[int] = None) -> int:
+    actions = [] if stdout_fd is None else [(os.POSIX_SPAWN_DUP2, stdout_fd, 1)]
+    return os.posix_spawn(argv[0], list(argv), os.environ, file_actions=actions)
+
+
+def _floor_spawn_reader(argv: Sequence[str]) -> tuple[int, int]:
+    """Spawns ``argv`` with its stdout on a new pipe; returns (pid, read end)."""
+    r, w = os.pipe()  # both close-on-exec; the child's dup2'd copy is not
+    try:
+        pid = _floor_spawn(argv, w)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return pid, r
+
+
+def _floor_reap(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+# --- workloads ---------------------------------------------------------------------------------------
+
+
+def spawn_wait(impl: str, n: int) -> Metrics:
+    """Workload 1: wall-clock microseconds per spawn of ``/bin/true`` + ``await proc.wait()``, one after
+    another (lower is better). The whole round trip of a short child: spawn, exit notification, reaping."""
+    if impl == "floor":
+        start = time.perf_counter()
+        for _ in range(n):
+            _check_exit(_floor_reap(_floor_spawn([TRUE])), TRUE)
+        elapsed = time.perf_counter() - start
+    else:
+
+        async def main() -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                proc = await asyncio.create_subprocess_exec(TRUE)
+                _check_exit(await proc.wait(), TRUE)
+            return time.perf_counter() - start
+
+        elapsed = run_on(impl, main)
+    return {"us_per_spawn": elapsed / n * 1e6}
+
+
+def echo_communicate(impl: str, n: int) -> Metrics:
+    """Workload 2: wall-clock microseconds per ``/bin/echo hello`` with ``stdout=PIPE`` and
+    ``communicate()``, one after another (lower is better): a spawn plus one pipe set up, read and
+    closed. Checks the output is exactly ``b"hello\\n"``."""
+    argv = [ECHO, "hello"]
+    if impl == "floor":
+        start = time.perf_counter()
+        for _ in range(n):
+            pid, fd = _floor_spawn_reader(argv)
+            with os.fdopen(fd, "rb") as f:
+                out = f.read()
+            _check_exit(_floor_reap(pid), ECHO)
+            _check(out == b"hello\n", f"echo wrote {out!r}")
+        elapsed = time.perf_counter() - start
+    else:
+
+        async def main() -> float:
+            start = time.perf_counter()
+            for _ in range(n):
+                proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
+                out, _ = await proc.communicate()
+                _check_exit(proc.returncode, ECHO)
+                _check(out == b"hello\n", f"echo wrote {out!r}")
+            return time.perf_counter() - start
+
+        elapsed = run_on(impl, main)
+    return {"us_per_spawn": elapsed / n * 1e6}
+
+
+def _concurrent_true(impl: str, total: int, width: int) -> tuple[float, float]:
+    """Runs ``total`` ``/bin/true`` children, at most ``width`` at a time; returns (wall seconds, CPU
+    seconds of this process). The floor keeps ``width`` children running and reaps the oldest first."""
+    if impl == "floor":
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        running: collections.deque[int] = collections.deque()
+        for _ in range(total):
+            if len(running) >= width:
+                _check_exit(_floor_reap(running.popleft()), TRUE)
+            running.append(_floor_spawn([TRUE]))
+        while running:
+            _check_exit(_floor_reap(running.popleft()), TRUE)
+        return time.perf_counter() - start, _cpu_seconds() - cpu_start
+
+    async def main() -> tuple[float, float]:
+        sem = asyncio.Semaphore(width)
+
+        async def one() -> int:
+            async with sem:
+                proc = await asyncio.create_subprocess_exec(TRUE)
+                return await proc.wait()
+
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
+        codes = await asyncio.gather(*(one() for _ in range(total)))
+        wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+        bad = [code for code in codes if code != 0]
+        _check(not bad, f"{len(bad)} of {total} children exited non-zero, e.g. {bad[:1]}")
+        return wall, cpu
+
+    return run_on(impl, main)
+
+
+def concurrent_spawn(impl: str, total: int, width: int) -> Metrics:
+    """Workload 3: processes per second when ``total`` ``/bin/true`` run concurrently under an
+    ``asyncio.Semaphore(width)`` (higher is better): spawn throughput with many children in flight."""
+    wall, _ = _concurrent_true(impl, total, width)
+    return {"procs_per_s": total / wall}
+
+
+def cpu_per_spawn(impl: str, total: int, width: int) -> Metrics:
+    """Workload 4: the parent's CPU time per spawn (user + system, all its threads, from
+    ``getrusage(RUSAGE_SELF)``) for ``total`` concurrent ``/bin/true`` under ``Semaphore(width)``, in
+    microseconds (lower is better): what spawning costs the application, not the machine."""
+    _, cpu = _concurrent_true(impl, total, width)
+    return {"cpu_us_per_spawn": cpu / total * 1e6}
+
+
+def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
+    """Workload 5: MB/s (10^6 bytes) reading ``nbytes`` from the child's stdout with
+    ``await proc.stdout.read(chunk)`` until EOF (higher is better); the child is
+    ``head -c nbytes /dev/zero``. The floor reads with ``os.readv`` into a reused 1 MiB buffer."""
+    argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
+    if impl == "floor":
+        buf = bytearray(MIB)
+        start = time.perf_counter()
+        pid, fd = _floor_spawn_reader(argv)
+        total = 0
+        try:
+            while n := os.readv(fd, [buf]):
+                total += n
+        finally:
+            os.close(fd)
+        code: Optional[int] = _floor_reap(pid)
+        elapsed = time.perf_counter() - start
+    else:
+
+        async def main() -> tuple[float, int, Optional[int]]:
+            start = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
+            assert proc.stdout is not None
+            total = 0
+            while data := await proc.stdout.read(chunk):
+                total += len(data)
+            code = await proc.wait()
+            return time.perf_counter() - start, total, code
+
+        elapsed, total, code = run_on(impl, main)
+    _check_exit(code, "head")
+    _check(total == nbytes, f"read {total} bytes, expected {nbytes}")
+    return {"mb_per_s": nbytes / elapsed / 1e6}
+
+
+def communicate_big(impl: str, nbytes: int) -> Metrics:
+    """Workload 6: ``communicate()`` collecting ``nbytes`` of stdout (``head -c nbytes /dev/zero``).
+    Two metrics: MB/s (higher is better) and the growth of the parent's peak RSS during the run divided
+    by ``nbytes`` (lower is better; 1.0 means one copy of the output, only meaningful in a fresh
+    process). The floor appends ``os.readv`` chunks from a reused 1 MiB buffer to one bytearray."""
+    argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
+    if impl == "floor":
+        buf = bytearray(MIB)
+        view = memoryview(buf)
+        rss_before = _maxrss()
+        start = time.perf_counter()
+        pid, fd = _floor_spawn_reader(argv)
+        out = bytearray()
+        try:
+            while n := os.readv(fd, [buf]):
+                out += view[:n]
+        finally:
+            os.close(fd)
+        code: Optional[int] = _floor_reap(pid)
+        elapsed = time.perf_counter() - start
+        size = len(out)
+        del out
+    else:
+
+        async def main() -> tuple[float, int, int, Optional[int]]:
+            rss_before = _maxrss()
+            start = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
+            out, _ = await proc.communicate()
+            return time.perf_counter() - start, rss_before, len(out), proc.returncode
+
+        elapsed, rss_before, size, code = run_on(impl, main)
+    growth = _maxrss() - rss_before
+    _check_exit(code, "head")
+    _check(size == nbytes, f"communicate() returned {size} bytes, expected {nbytes}")
+    return {"mb_per_s": nbytes / elapsed / 1e6, "rss_growth_ratio": growth / nbytes}
+
+
+def read_lines(impl: str, n: int) -> Metrics:
+    """Workload 7: lines per second reading ``seq n`` with ``async for line in proc.stdout`` (higher is
+    better): per-line overhead of the stream machinery. Checks the count and that the last line is
+    ``n``. The floor iterates a buffered ``os.fdopen(fd, "rb")``."""
+    argv = [_which("seq"), str(n)]
+    if impl == "floor":
+        start = time.perf_counter()
+        pid, fd = _floor_spawn_reader(argv)
+        count, last = 0, b""
+        with os.fdopen(fd, "rb") as f:
+            for line in f:
+                count += 1
+                last = line
+        code: Optional[int] = _floor_reap(pid)
+        elapsed = time.perf_counter() - start
+    else:
+
+        async def main() -> tuple[float, int, bytes, Optional[int]]:
+            start = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
+            assert proc.stdout is not None
+            count, last = 0, b""
+            async for line in proc.stdout:
+                count += 1
+                last = line
+            code = await proc.wait()
+            return time.perf_counter() - start, count, last, code
+
+        elapsed, count, last, code = run_on(impl, main)
+    _check_exit(code, "seq")
+    _check(count == n, f"read {count} lines, expected {n}")
+    _check(last == f"{n}\n".encode(), f"last line is {last!r}, expected {n}")
+    return {"lines_per_s": n / elapsed}
+
+
+def slow_reader(impl: str, nbytes: int, chunk: int = 65536, delay: float = 0.001) -> Metrics:
+    """Workload 8: the growth of the parent's peak RSS, in MiB, while a child writes ``nbytes`` as fast
+    as it can and the parent reads ``chunk`` bytes per ``delay`` seconds (``read(chunk)`` then
+    ``asyncio.sleep(delay)``, ``limit=chunk``), lower is better: does a slow consumer make the parent
+    buffer everything the child wrote? Only meaningful in a fresh process. The floor uses blocking
+    ``os.read`` and ``time.sleep``."""
+    argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
+    if impl == "floor":
+        rss_before = _maxrss()
+        pid, fd = _floor_spawn_reader(argv)
+        total = 0
+        try:
+            while data := os.read(fd, chunk):
+                total += len(data)
+                time.sleep(delay)
+        finally:
+            os.close(fd)
+        code: Optional[int] = _floor_reap(pid)
+    else:
+
+        async def main() -> tuple[int, int, Optional[int]]:
+            rss_before = _maxrss()
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, limit=chunk)
+            assert proc.stdout is not None
+            total = 0
+            while data := await proc.stdout.read(chunk):
+                total += len(data)
+                await asyncio.sleep(delay)
+            return rss_before, total, await proc.wait()
+
+        rss_before, total, code = run_on(impl, main)
+    growth = _maxrss() - rss_before
+    _check_exit(code, "head")
+    _check(total == nbytes, f"read {total} bytes, expected {nbytes}")
+    return {"rss_growth_mib": growth / MIB}
+
+
+def touched_memory(nbytes: int) -> bytearray:
+    """A bytearray of ``nbytes`` with every page written, so that it is really resident."""
+    buf = bytearray(nbytes)
+    buf[::PAGE] = b"\x01" * len(range(0, nbytes, PAGE))
+    return buf
+
+
+def spawn_wait_holding(impl: str, n: int, held_mib: int) -> Metrics:
+    """Workload 9: workload 1 (µs per sequential ``/bin/true`` + ``wait()``, lower is better) while the
+    parent holds ``held_mib`` MiB of touched memory: spawning by ``fork()`` copies the parent's page
+    tables, so its cost grows with the parent's size; ``vfork``/``posix_spawn`` do not."""
+    held = touched_memory(held_mib * MIB)
+    metrics = spawn_wait(impl, n)
+    _check(len(held) == held_mib * MIB, "held memory changed size")
+    return metrics
+
+
+# --- registry ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    unit: str
+    higher_is_better: bool
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    title: str
+    func: Callable[..., Metrics]
+    metrics: tuple[Metric, ...]
+    params: dict[str, Any]
+    # None: left out of --quick
+    quick_params: Optional[dict[str, Any]]
+
+    def params_for(self, quick: bool) -> Optional[dict[str, Any]]:
+        return self.quick_params if quick else self.params
+
+
+US_PER_SPAWN = Metric("us_per_spawn", "us per spawn", False)
+MB_PER_S = Metric("mb_per_s", "MB/s", True)
+
+
+def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
+    return Workload(
+        wid,
+        f"spawn /bin/true + wait(), parent holding {held_mib // 1024} GiB of touched memory",
+        spawn_wait_holding,
+        (US_PER_SPAWN,),
+        {"n": 300, "held_mib": held_mib},
+        {"n": 50, "held_mib": held_mib} if quick else None,
+    )
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.id: w
+    for w in (
+        Workload("1", "spawn /bin/true + wait(), sequential", spawn_wait, (US_PER_SPAWN,), {"n": 300}, {"n": 50}),
+        Workload(
+            "2", "/bin/echo hello, stdout=PIPE, communicate()", echo_communicate, (US_PER_SPAWN,), {"n": 300}, {"n": 50}
+        ),
+        Workload(
+            "3",
+            "concurrent /bin/true under a Semaphore",
+            concurrent_spawn,
+            (Metric("procs_per_s", "processes/s", True),),
+            {"total": 500, "width": 64},
+            {"total": 200, "width": 64},
+        ),
+        Workload(
+            "4",
+            "parent CPU time per spawn, concurrent /bin/true",
+            cpu_per_spawn,
+            (Metric("cpu_us_per_spawn", "CPU us per spawn", False),),
+            {"total": 300, "width": 64},
+            {"total": 200, "width": 64},
+        ),
+        Workload(
+            "5",
+            "stdout.read(65536) until EOF",
+            read_chunks,
+            (MB_PER_S,),
+            {"nbytes": 512 * MIB},
+            {"nbytes": 64 * MIB},
+        ),
+        Workload(
+            "6",
+            "communicate() of a large stdout",
+            communicate_big,
+            (MB_PER_S, Metric("rss_growth_ratio", "peak RSS growth / output size", False)),
+            {"nbytes": 256 * MIB},
+            {"nbytes": 64 * MIB},
+        ),
+        Workload(
+            "7",
+            "async for line in stdout (seq N)",
+            read_lines,
+            (Metric("lines_per_s", "lines/s", True),),
+            {"n": 1_000_000},
+            {"n": 200_000},
+        ),
+        Workload(
+            "8",
+            "slow reader: read(65536) + sleep(1 ms), limit=65536",
+            slow_reader,
+            (Metric("rss_growth_mib", "peak RSS growth, MiB", False),),
+            {"nbytes": 256 * MIB},
+            {"nbytes": 16 * MIB},
+        ),
+        _spawn_wait_holding("9a", 0, quick=True),
+        _spawn_wait_holding("9b", 1024, quick=True),
+        _spawn_wait_holding("9c", 4096, quick=False),
+    )
+}
+
+
+def select_workloads(spec: Optional[str]) -> list[Workload]:
+    """``"1,2,9"`` -> workloads 1, 2, 9a, 9b and 9c; ``"9b"`` -> 9b only; ``None`` -> all."""
+    if not spec:
+        return list(WORKLOADS.values())
+    chosen: list[Workload] = []
+    for token in (t.strip() for t in spec.split(",") if t.strip()):
+        matches = [w for w in WORKLOADS.values() if token in (w.id, w.id.rstrip(string.ascii_lowercase))]
+        if not matches:
+            raise SystemExit(f"unknown workload {token!r}; known: {', '.join(WORKLOADS)}")
+        chosen += [w for w in matches if w not in chosen]
+    return chosen
+
+
+# --- the worker: one sample in a fresh interpreter ---------------------------------------------------
+
+
+def run_worker(impl: str, wid: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Takes one sample in this process: ``{"metrics": {...}}`` or ``{"fail": reason}``."""
+    try:
+        check_spawner(impl)
+        return {"metrics": WORKLOADS[wid].func(impl, **params)}
+    except CheckError as e:
+        return {"fail": str(e)}
+    except Exception as e:
+        return {"fail": f"{type(e).__name__}: {e}"}
+
+
+def sample(impl: str, wid: str, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Takes one sample in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "fastspawn.bench", "--worker", impl, wid, "--params", json.dumps(params)]
+    try:
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"fail": f"worker timed out after {timeout:.0f} s"}
+    lines = res.stdout.decode(errors="replace").strip().splitlines()
+    if res.returncode == 0 and lines:
+        try:
+            result: dict[str, Any] = json.loads(lines[-1])
+            return result
+        except ValueError:
+            pass
+    err = res.stderr.decode(errors="replace").strip().splitlines()
+    return {"fail": f"worker exited with {res.returncode}: {err[-1] if err else '(no output)'}"}
+
+
+# --- the comparison ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One implementation's samples of one metric of one workload."""
+
+    workload: Workload
+    metric: Metric
+    impl: str
+    samples: list[float]
+    fail: Optional[str]
+    ratio: Optional[float] = None  # median / asyncio's median
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def improvement(self) -> Optional[float]:
+        """How many times better than asyncio, whatever the direction (> 1 is better)."""
+        if self.ratio is None or self.ratio <= 0 or not math.isfinite(self.ratio):
+            return None
+        return self.ratio if self.metric.higher_is_better else 1 / self.ratio
+
+
+def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequence[dict[str, Any]]) -> list[Row]:
+    rows: list[Row] = []
+    for w in workloads:
+        for metric in w.metrics:
+            by_impl: dict[str, Row] = {}
+            for impl in impls:
+                mine = [r for r in runs if r["workload"] == w.id and r["impl"] == impl and not r["warmup"]]
+                fails = [r["fail"] for r in mine if "fail" in r]
+                samples = [r["metrics"][metric.key] for r in mine if "metrics" in r]
+                fail = fails[0] if fails else (None if samples else "no samples")
+                by_impl[impl] = Row(w, metric, impl, samples, fail)
+            base = by_impl.get(BASELINE)
+            for row in by_impl.values():
+                if base is not None and base.fail is None and row.fail is None and base.median != 0:
+                    row.ratio = row.median / base.median
+            rows += by_impl.values()
+    return rows
+
+
+def _num(x: float) -> str:
+    if x == 0 or abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    def one(key: str, value: Any) -> str:
+        if key in ("nbytes",) and isinstance(value, int) and value % MIB == 0:
+            return f"{key}={value // MIB} MiB"
+        if key == "held_mib":
+            return f"held={value} MiB"
+        return f"{key}={value:,}" if isinstance(value, int) else f"{key}={value}"
+
+    return ", ".join(one(k, v) for k, v in params.items())
+
+
+def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
+    out: list[str] = []
+    last: Optional[tuple[str, str]] = None
+    for row in rows:
+        if (row.workload.id, row.metric.key) != last:
+            last = (row.workload.id, row.metric.key)
+            out.append("")
+            out.append(f"{row.workload.id:<3} {row.workload.title}  ({_params_text(params[row.workload.id])})")
+            out.append(f"    {row.metric.unit}, {row.metric.direction}")
+            out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25}   vs asyncio")
+        if row.fail is not None:
+            out.append(f"    {row.impl:<10} {'FAIL':>12}   {row.fail}")
+            continue
+        span = f"{_num(min(row.samples))} - {_num(max(row.samples))}"
+        versus = ""
+        if row.ratio is not None and row.impl != BASELINE:
+            imp = row.improvement
+            verdict = "" if imp is None else f"{imp:.2f}x better" if imp >= 1 else f"{1 / imp:.2f}x worse"
+            versus = f"{row.ratio:.2f}x  {verdict}"
+        elif row.impl == BASELINE:
+            versus = "1.00x"
+        out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25}   {versus}")
+    return "\n".join(out)
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "fastspawn": fastspawn.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if uvloop_available():
+        info["uvloop"] = importlib.import_module("uvloop").__version__
+    return info
+
+
+def plot(rows: Sequence[Row], path: str) -> None:
+    """Bar chart: for each workload metric, how many times better than asyncio each impl is."""
+    matplotlib = importlib.import_module("matplotlib")
+    matplotlib.use("Agg")
+    plt = importlib.import_module("matplotlib.pyplot")
+    labels = list(dict.fromkeys(f"{r.workload.id} {r.metric.unit}" for r in rows))
+    impls = list(dict.fromkeys(r.impl for r in rows))
+    width = 0.8 / max(1, len(impls))
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels)), 5.5))
+    for i, impl in enumerate(impls):
+        xs, ys = [], []
+        for j, label in enumerate(labels):
+            for r in rows:
+                if r.impl == impl and f"{r.workload.id} {r.metric.unit}" == label and r.improvement is not None:
+                    xs.append(j + (i - (len(impls) - 1) / 2) * width)
+                    ys.append(r.improvement)
+        ax.bar(xs, ys, width, label=impl)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("times better than stock asyncio (log; > 1 is better)")
+    ax.set_title("fastspawn bench: medians relative to stock asyncio")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _progress(text: str) -> None:
+    sys.stderr.write(f"\r{text:<78.78}")
+    sys.stderr.flush()
+
+
+def compare(args: argparse.Namespace) -> int:
+    impls = [i.strip() for i in args.impls.split(",") if i.strip()] if args.impls else list(IMPLS)
+    unknown = [i for i in impls if i not in IMPLS]
+    if unknown:
+        raise SystemExit(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(IMPLS)}")
+    if "uvloop" in impls and not uvloop_available():
+        print("uvloop is not importable; leaving it out (pip install 'fastspawn[bench]')", file=sys.stderr)
+        impls.remove("uvloop")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("--plot needs matplotlib: pip install 'fastspawn[plot]'", file=sys.stderr)
+        return 2
+    workloads: list[Workload] = []
+    params: dict[str, dict[str, Any]] = {}
+    for w in select_workloads(args.workloads):
+        p = w.params_for(args.quick)
+        if p is None:
+            print(f"workload {w.id} ({w.title}) is left out of --quick", file=sys.stderr)
+            continue
+        workloads.append(w)
+        params[w.id] = p
+    rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
+
+    runs: list[dict[str, Any]] = []
+    total = len(workloads) * (rounds + 1) * len(impls)
+    started = time.monotonic()
+    for w in workloads:
+        for rnd in range(rounds + 1):
+            # Rotate the order every round so that no implementation always runs first or last.
+            order = impls[rnd % len(impls) :] + impls[: rnd % len(impls)]
+            for impl in order:
+                label = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
+                _progress(f"[{len(runs) + 1}/{total}] {w.id} {impl} {label} ...")
+                result = sample(impl, w.id, params[w.id], args.timeout)
+                runs.append({"workload": w.id, "impl": impl, "round": rnd, "warmup": rnd == 0, **result})
+    _progress("")
+    sys.stderr.write("\r")
+
+    rows = summarize(workloads, impls, runs)
+    info = machine_info()
+    print(
+        f"fastspawn {info['fastspawn']} bench: Python {info['python']}, Linux {info['kernel']}, "
+        f"{info['cpu_count']} CPUs; {'quick, ' if args.quick else ''}median of {rounds} rounds after a warm-up, "
+        f"each sample in a fresh process ({time.monotonic() - started:.0f} s)"
+    )
+    print(format_table(rows, params))
+    fails = [r for r in rows if r.fail is not None]
+
+    if args.json:
+        report = {
+            "machine": info,
+            "config": {"quick": args.quick, "rounds": rounds, "impls": impls, "params": params},
+            "runs": runs,
+            "results": [
+                {
+                    "workload": r.workload.id,
+                    "title": r.workload.title,
+                    "metric": r.metric.key,
+                    "unit": r.metric.unit,
+                    "better": "higher" if r.metric.higher_is_better else "lower",
+                    "impl": r.impl,
+                    "samples": r.samples,
+                    "fail": r.fail,
+                    "median": None if r.fail else r.median,
+                    "min": None if r.fail else min(r.samples),
+                    "max": None if r.fail else max(r.samples),
+                    "ratio_vs_asyncio": r.ratio,
+                    "times_better_than_asyncio": r.improvement,
+                }
+                for r in rows
+            ],
+        }
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"wrote {args.plot}")
+    return 1 if fails else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastspawn.bench",
+        description="Compare subprocess spawning and pipes: stock asyncio, uvloop, fastspawn and a "
+        "posix_spawn floor. Each sample runs in a fresh interpreter.",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes (about a minute)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per workload (default 5, --quick 3)")
+    parser.add_argument("--workloads", help="e.g. 1,2,9 (9 means 9a,9b,9c) or 9b; default all")
+    parser.add_argument("--impls", help=f"comma-separated subset of {','.join(IMPLS)}; default all")
+    parser.add_argument("--json", metavar="FILE", help="write raw samples, medians, ratios and machine info")
+    parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios to asyncio (needs matplotlib)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per sample (default 300)")
+    parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        impl, wid = args.worker
+        print(json.dumps(run_worker(impl, wid, json.loads(args.params))))
+        return 0
+    return compare(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
