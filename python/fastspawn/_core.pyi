@@ -37,7 +37,7 @@ class Child:
 class ReadPipe:
     """The parent's non-blocking end of a child's stdout or stderr."""
 
-    def __new__(cls, fd: int) -> "ReadPipe":
+    def __new__(cls, fd: int) -> ReadPipe:
         """Takes ownership of ``fd`` (the caller must not close it) and makes it
         non-blocking."""
     def fileno(self) -> int: ...
@@ -51,7 +51,7 @@ class ReadPipe:
 class WritePipe:
     """The parent's non-blocking end of a child's stdin, with its own write buffer."""
 
-    def __new__(cls, fd: int) -> "WritePipe":
+    def __new__(cls, fd: int) -> WritePipe:
         """Takes ownership of ``fd`` (the caller must not close it) and makes it
         non-blocking."""
     def fileno(self) -> int: ...

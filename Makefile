@@ -1,0 +1,41 @@
+# The one way in, for people and CI alike: `make bench`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: install bench test test-rust lint test-python clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Builds the wheel (maturin, release profile) and installs it with every extra.
+install: $(PY)
+	$(PY) -m pip install -q ".[test,bench,lint,plot]"
+
+bench: install
+	$(PY) -m fastspawn.bench $(BENCH_ARGS)
+
+test-rust:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test --no-default-features
+
+lint: install
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	cd python && ../$(VENV)/bin/mypy --strict -p fastspawn
+	cd python && ../$(PY) -m mypy.stubtest fastspawn._core
+
+test-python: install
+	# Once with asyncio's debug mode, once through the fallback reaper (no pidfd),
+	# then everything, the stdlib conformance suite on every installed Python included.
+	PYTHONASYNCIODEBUG=1 $(PYTEST) -q tests --ignore=tests/test_stdlib_conformance.py
+	FASTSPAWN_NO_PIDFD=1 $(PYTEST) -q tests/test_process.py tests/test_lifecycle.py
+	$(PYTEST) tests
+
+test: test-rust lint test-python
+
+clean:
+	rm -rf $(VENV) target dist
