@@ -3,6 +3,7 @@
 //! knows about Python.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod buffer;
 pub mod child;
 pub mod pipe;
 pub mod reaper;

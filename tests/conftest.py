@@ -100,6 +100,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     module = sys.modules.get("test_stdlib_conformance")
     if module is None or not module.RESULTS:
         return
-    terminalreporter.section("CPython test_asyncio.test_subprocess: stock asyncio vs fastspawn.install()")
+    terminalreporter.section("CPython test_asyncio suites: stock asyncio vs fastspawn")
     for line in module.summary_lines():
         terminalreporter.write_line(line)

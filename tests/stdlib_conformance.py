@@ -1,9 +1,14 @@
-"""Runs the interpreter's own ``test.test_asyncio.test_subprocess`` and prints its counts.
+"""Runs the interpreter's own asyncio tests and prints their counts.
 
-    python tests/stdlib_conformance.py [--fastspawn] [--json]
+    python tests/stdlib_conformance.py [--fastspawn] [--streams]
 
-With ``--fastspawn``, ``fastspawn.install()`` is applied first, so every subprocess the
-suite starts on a stock loop goes through fastspawn. The last line is JSON:
+By default the suite is ``test.test_asyncio.test_subprocess``; with ``--fastspawn``,
+``fastspawn.install()`` is applied first, so every subprocess the suite starts on a stock
+loop goes through fastspawn (and reads through fastspawn's StreamReader).
+
+With ``--streams`` the suite is ``test.test_asyncio.test_streams``; with ``--fastspawn``
+too, ``asyncio.StreamReader`` is replaced by ``fastspawn.StreamReader`` first, so
+asyncio's own StreamReader tests run against fastspawn's. The last line is JSON:
 ``{"python": "3.12.1", "impl": "fastspawn", "run": N, "failures": [...], "errors": [...],
 "skipped": N}``. ``tests/test_stdlib_conformance.py`` runs this for every installed
 interpreter and compares fastspawn against stock.
@@ -19,8 +24,17 @@ import unittest
 
 def main() -> int:
     use_fastspawn = "--fastspawn" in sys.argv
+    streams = "--streams" in sys.argv
     routes = {"native": 0, "delegated_popen": 0, "stock_asyncio": 0}
-    if use_fastspawn:
+    if use_fastspawn and streams:
+        import asyncio
+        import asyncio.streams
+
+        import fastspawn
+
+        asyncio.StreamReader = fastspawn.StreamReader  # type: ignore[misc]
+        asyncio.streams.StreamReader = fastspawn.StreamReader  # type: ignore[misc]
+    elif use_fastspawn:
         import fastspawn
         from fastspawn import _install, _options, _spawn
 
@@ -41,12 +55,15 @@ def main() -> int:
 
         _spawn.plan_native = counting_plan
         _install._saved = counting_stock
-    from test.test_asyncio import test_subprocess
+    if streams:
+        from test.test_asyncio import test_streams as module
+    else:
+        from test.test_asyncio import test_subprocess as module
 
-    suite = unittest.defaultTestLoader.loadTestsFromModule(test_subprocess)
+    suite = unittest.defaultTestLoader.loadTestsFromModule(module)
     stream = sys.stderr
     result = unittest.TextTestRunner(stream=stream, verbosity=1).run(suite)
-    if use_fastspawn:
+    if use_fastspawn and not streams:
         import fastspawn
 
         # The suite must not have swapped our hook out from under us.
@@ -56,6 +73,7 @@ def main() -> int:
             {
                 "python": platform.python_version(),
                 "impl": "fastspawn" if use_fastspawn else "asyncio",
+                "suite": "test_streams" if streams else "test_subprocess",
                 "run": result.testsRun,
                 "failures": [t.id() for t, _ in result.failures],
                 "errors": [t.id() for t, _ in result.errors],

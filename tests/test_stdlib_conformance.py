@@ -1,6 +1,11 @@
-"""CPython's own ``test.test_asyncio.test_subprocess`` with ``fastspawn.install()``
-applied, on every Python installed on this machine that fastspawn supports (>= 3.9),
-next to the same suite on stock asyncio. The counts are printed at the end of the run.
+"""CPython's own asyncio tests against fastspawn, on every Python installed on this
+machine that fastspawn supports (>= 3.9), next to the same suites on stock asyncio:
+
+* ``test.test_asyncio.test_subprocess`` with ``fastspawn.install()`` applied;
+* ``test.test_asyncio.test_streams`` with ``asyncio.StreamReader`` replaced by
+  ``fastspawn.StreamReader``.
+
+The counts are printed at the end of the run.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def interpreters() -> list[str]:
     for exe in sorted(candidates):
         try:
             out = subprocess.run(
-                [exe, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+                [exe, "-c", "import sys; sys.stdout.write('%d %d' % sys.version_info[:2])"],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -62,8 +67,8 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(root)
 
 
-def run_suite(exe: str, package_dir: str, use_fastspawn: bool) -> dict[str, Any]:
-    args = [exe, str(RUNNER)] + (["--fastspawn"] if use_fastspawn else [])
+def run_suite(exe: str, package_dir: str, use_fastspawn: bool, streams: bool = False) -> dict[str, Any]:
+    args = [exe, str(RUNNER)] + (["--fastspawn"] if use_fastspawn else []) + (["--streams"] if streams else [])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PYTHONPATH"] = package_dir
     proc = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
@@ -90,6 +95,16 @@ def test_stdlib_asyncio_subprocess_suite(exe: str, package_dir: str) -> None:
     assert routes["native"] >= 0.8 * sum(routes.values()), routes
 
 
+@pytest.mark.parametrize("exe", INTERPRETERS, ids=lambda exe: exe.split("/versions/")[-1].split("/")[0])
+def test_stdlib_asyncio_streams_suite_on_fastspawn_reader(exe: str, package_dir: str) -> None:
+    stock = run_suite(exe, package_dir, False, streams=True)
+    ours = run_suite(exe, package_dir, True, streams=True)
+    RESULTS.extend([stock, ours])
+    assert ours["run"] == stock["run"] > 0
+    failed = ours["failures"] + ours["errors"]
+    assert not failed, f"fastspawn.StreamReader fails {failed}\n{ours['log'][-8000:]}"
+
+
 def summary_lines() -> list[str]:
     lines = []
     for r in RESULTS:
@@ -103,7 +118,7 @@ def summary_lines() -> list[str]:
             else ""
         )
         lines.append(
-            f"Python {r['python']:<8} {r['impl']:<9} ran {r['run']}: {passed} passed, {bad} failed, "
+            f"Python {r['python']:<8} {r['suite']:<15} {r['impl']:<9} ran {r['run']}: {passed} passed, {bad} failed, "
             f"{r['skipped']} skipped{routed}"
         )
     lines.extend(f"Python {v}: not supported by fastspawn (requires-python >= 3.9); not run" for v in UNSUPPORTED)

@@ -11,18 +11,22 @@ from ._core import __version__
 from ._install import EventLoop, install, is_installed, new_event_loop, run, uninstall
 from ._options import DELEGATED_OPTIONS, NATIVE_OPTIONS
 from ._spawn import create_subprocess_exec, create_subprocess_shell, subprocess_exec, subprocess_shell
+from ._streams import StreamReader, SubprocessStreamProtocol, iter_lines
 from ._transport import SubprocessTransport
 
 __all__ = [
     "DELEGATED_OPTIONS",
     "NATIVE_OPTIONS",
     "EventLoop",
+    "StreamReader",
+    "SubprocessStreamProtocol",
     "SubprocessTransport",
     "__version__",
     "create_subprocess_exec",
     "create_subprocess_shell",
     "install",
     "is_installed",
+    "iter_lines",
     "new_event_loop",
     "run",
     "subprocess_exec",

@@ -2,9 +2,21 @@
 non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
-from typing import Optional, final
+from collections.abc import Generator
+from typing import Any, Optional, SupportsIndex, final
 
-__all__ = ["Child", "ReadPipe", "WritePipe", "__version__", "features", "spawn", "watch"]
+__all__ = [
+    "BytesBuilder",
+    "Child",
+    "ReadPipe",
+    "Ready",
+    "StreamBuffer",
+    "WritePipe",
+    "__version__",
+    "features",
+    "spawn",
+    "watch",
+]
 
 __version__: str
 
@@ -68,6 +80,55 @@ class WritePipe:
     def discard(self) -> None:
         """Drops the buffer unwritten."""
     def close(self) -> None: ...
+
+@final
+class StreamBuffer:
+    """The buffer of ``fastspawn.StreamReader``: a byte queue answering the ``bytearray``
+    operations asyncio's StreamReader methods use, plus fast paths."""
+
+    def __new__(cls) -> StreamBuffer: ...
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def extend(self, data: Any) -> None:
+        """As ``bytearray.extend``: a bytes-like object or an iterable of ints."""
+    def clear(self) -> None: ...
+    def find(self, sub: Any, start: int = 0) -> int:
+        """As ``bytearray.find``: position of ``sub`` (bytes-like or int) or -1."""
+    def startswith(self, prefix: Any, start: int = 0) -> bool: ...
+    def __getitem__(self, key: SupportsIndex | slice, /) -> Any:
+        """A slice as ``bytes``, or one byte as ``int``."""
+    def __delitem__(self, key: slice, /) -> None:
+        """Deletes from the front (``del buf[:n]``); other slices raise ValueError."""
+    def take(self, n: int) -> bytes:
+        """Removes and returns the first ``n`` bytes (fewer if fewer are buffered)."""
+    def next_line(self, limit: int) -> Optional[Ready]:
+        """Takes a buffered line of at most ``limit + 1`` bytes, as an already-finished
+        awaitable; None if there is none."""
+    def take_lines(self, limit: int, max_bytes: int) -> list[bytes]:
+        """Takes every whole buffered line (at least one, then up to about
+        ``max_bytes``), stopping before one longer than ``limit + 1`` bytes."""
+
+@final
+class Ready:
+    """An awaitable whose result is already known: ``await`` returns it at once."""
+
+    def __await__(self) -> Generator[Any, None, Any]: ...
+    def __iter__(self) -> Ready: ...
+    def __next__(self) -> None: ...
+
+@final
+class BytesBuilder:
+    """Collects one ``bytes`` object of unknown size, grown in place (about N bytes of
+    memory for N bytes collected, not the 2N of a join)."""
+
+    def __new__(cls) -> BytesBuilder: ...
+    def __len__(self) -> int: ...
+    def extend(self, data: bytes) -> None: ...
+    def extend_from(self, buffer: StreamBuffer) -> None:
+        """Moves everything out of ``buffer`` into this builder."""
+    def finish(self) -> bytes:
+        """The bytes collected; the builder is left empty."""
 
 def spawn(
     program: bytes,

@@ -9,6 +9,7 @@ from typing import IO, Any, Callable, Optional, TypeVar, Union
 
 from . import _core
 from ._options import plan_native, popen_delegated
+from ._streams import SubprocessStreamProtocol
 from ._transport import SubprocessTransport
 
 __all__ = [
@@ -69,6 +70,11 @@ def spawn_transport(
 ) -> SubprocessTransport:
     """Spawns the child and connects ``protocol``; nothing here awaits, so no
     cancellation can leave a half-built transport behind."""
+    if type(protocol) is asyncio.subprocess.SubprocessStreamProtocol:
+        # asyncio.create_subprocess_* made the stock protocol (install() routes it here):
+        # give it fastspawn's StreamReaders. The subclass adds no state, only a different
+        # connection_made, and nothing has been connected yet.
+        protocol.__class__ = SubprocessStreamProtocol
     native = plan_native(args, shell, stdin, stdout, stderr, kwargs)
     if native is not None:
         child, pin, pout, perr = _core.spawn(*native)
@@ -167,8 +173,8 @@ async def subprocess_shell(
     return transport, protocol
 
 
-def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.subprocess.SubprocessStreamProtocol:
-    return asyncio.subprocess.SubprocessStreamProtocol(limit=limit, loop=loop)
+def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> SubprocessStreamProtocol:
+    return SubprocessStreamProtocol(limit=limit, loop=loop)
 
 
 async def create_subprocess_exec(

@@ -26,11 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import datetime
 import importlib
 import importlib.util
 import json
 import math
+import mmap
 import os
 import platform
 import resource
@@ -41,7 +43,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Optional, Sequence, TypeVar
+from typing import Any, Callable, Coroutine, Iterator, Optional, Sequence, TypeVar, Union
 
 import fastspawn
 
@@ -50,12 +52,14 @@ __all__ = [
     "WORKLOADS",
     "CheckError",
     "Metric",
+    "Metrics",
     "Workload",
     "check_spawner",
     "communicate_big",
     "concurrent_spawn",
     "cpu_per_spawn",
     "echo_communicate",
+    "holding_memory",
     "main",
     "new_loop",
     "read_chunks",
@@ -64,7 +68,6 @@ __all__ = [
     "slow_reader",
     "spawn_wait",
     "spawn_wait_holding",
-    "touched_memory",
     "uvloop_available",
 ]
 
@@ -436,21 +439,32 @@ def slow_reader(impl: str, nbytes: int, chunk: int = 65536, delay: float = 0.001
     return {"rss_growth_mib": growth / MIB}
 
 
-def touched_memory(nbytes: int) -> bytearray:
-    """A bytearray of ``nbytes`` with every page written, so that it is really resident."""
-    buf = bytearray(nbytes)
-    buf[::PAGE] = b"\x01" * len(range(0, nbytes, PAGE))
-    return buf
+@contextlib.contextmanager
+def holding_memory(nbytes: int) -> Iterator[Union[mmap.mmap, bytearray]]:
+    """Holds ``nbytes`` of private anonymous memory with every page written, so that all of it is
+    resident and in the page tables (what makes ``fork()`` slow), and frees it on exit. ``MAP_POPULATE``
+    (Python 3.10+) faults the pages in with one system call, much faster than touching them one by
+    one on a VM; every page is written once more either way."""
+    buf: Union[mmap.mmap, bytearray]
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if nbytes and populate:
+        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    else:
+        buf = bytearray(nbytes)
+    try:
+        buf[::PAGE] = b"\x01" * len(range(0, nbytes, PAGE))
+        yield buf
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
 
 
 def spawn_wait_holding(impl: str, n: int, held_mib: int) -> Metrics:
     """Workload 9: workload 1 (µs per sequential ``/bin/true`` + ``wait()``, lower is better) while the
     parent holds ``held_mib`` MiB of touched memory: spawning by ``fork()`` copies the parent's page
     tables, so its cost grows with the parent's size; ``vfork``/``posix_spawn`` do not."""
-    held = touched_memory(held_mib * MIB)
-    metrics = spawn_wait(impl, n)
-    _check(len(held) == held_mib * MIB, "held memory changed size")
-    return metrics
+    with holding_memory(held_mib * MIB):
+        return spawn_wait(impl, n)
 
 
 # --- registry ----------------------------------------------------------------------------------------
@@ -477,6 +491,11 @@ class Workload:
     # None: left out of --quick
     quick_params: Optional[dict[str, Any]]
 
+    @property
+    def label(self) -> str:
+        """``"1 spawn /bin/true + wait(), sequential"``, also the pytest-benchmark group name."""
+        return f"{self.id} {self.title}"
+
     def params_for(self, quick: bool) -> Optional[dict[str, Any]]:
         return self.quick_params if quick else self.params
 
@@ -491,17 +510,17 @@ def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
         f"spawn /bin/true + wait(), parent holding {held_mib // 1024} GiB of touched memory",
         spawn_wait_holding,
         (US_PER_SPAWN,),
-        {"n": 300, "held_mib": held_mib},
-        {"n": 50, "held_mib": held_mib} if quick else None,
+        {"n": 100, "held_mib": held_mib},
+        {"n": 20, "held_mib": held_mib} if quick else None,
     )
 
 
 WORKLOADS: dict[str, Workload] = {
     w.id: w
     for w in (
-        Workload("1", "spawn /bin/true + wait(), sequential", spawn_wait, (US_PER_SPAWN,), {"n": 300}, {"n": 50}),
+        Workload("1", "spawn /bin/true + wait(), sequential", spawn_wait, (US_PER_SPAWN,), {"n": 300}, {"n": 30}),
         Workload(
-            "2", "/bin/echo hello, stdout=PIPE, communicate()", echo_communicate, (US_PER_SPAWN,), {"n": 300}, {"n": 50}
+            "2", "/bin/echo hello, stdout=PIPE, communicate()", echo_communicate, (US_PER_SPAWN,), {"n": 300}, {"n": 30}
         ),
         Workload(
             "3",
@@ -509,7 +528,7 @@ WORKLOADS: dict[str, Workload] = {
             concurrent_spawn,
             (Metric("procs_per_s", "processes/s", True),),
             {"total": 500, "width": 64},
-            {"total": 200, "width": 64},
+            {"total": 100, "width": 64},
         ),
         Workload(
             "4",
@@ -517,23 +536,23 @@ WORKLOADS: dict[str, Workload] = {
             cpu_per_spawn,
             (Metric("cpu_us_per_spawn", "CPU us per spawn", False),),
             {"total": 300, "width": 64},
-            {"total": 200, "width": 64},
+            {"total": 100, "width": 64},
         ),
         Workload(
             "5",
-            "stdout.read(65536) until EOF",
+            "stdout.read(65536) until EOF from head -c N /dev/zero",
             read_chunks,
             (MB_PER_S,),
             {"nbytes": 512 * MIB},
-            {"nbytes": 64 * MIB},
+            {"nbytes": 32 * MIB},
         ),
         Workload(
             "6",
-            "communicate() of a large stdout",
+            "communicate() of head -c N /dev/zero",
             communicate_big,
             (MB_PER_S, Metric("rss_growth_ratio", "peak RSS growth / output size", False)),
             {"nbytes": 256 * MIB},
-            {"nbytes": 64 * MIB},
+            {"nbytes": 32 * MIB},
         ),
         Workload(
             "7",
@@ -541,7 +560,7 @@ WORKLOADS: dict[str, Workload] = {
             read_lines,
             (Metric("lines_per_s", "lines/s", True),),
             {"n": 1_000_000},
-            {"n": 200_000},
+            {"n": 100_000},
         ),
         Workload(
             "8",
@@ -549,7 +568,7 @@ WORKLOADS: dict[str, Workload] = {
             slow_reader,
             (Metric("rss_growth_mib", "peak RSS growth, MiB", False),),
             {"nbytes": 256 * MIB},
-            {"nbytes": 16 * MIB},
+            {"nbytes": 8 * MIB},
         ),
         _spawn_wait_holding("9a", 0, quick=True),
         _spawn_wait_holding("9b", 1024, quick=True),
@@ -672,24 +691,26 @@ def _params_text(params: dict[str, Any]) -> str:
 def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
     out: list[str] = []
     last: Optional[tuple[str, str]] = None
+    has_baseline = any(r.impl == BASELINE for r in rows)
     for row in rows:
         if (row.workload.id, row.metric.key) != last:
+            if last is None or last[0] != row.workload.id:
+                out.append("")
+                out.append(f"{row.workload.label}  ({_params_text(params[row.workload.id])})")
             last = (row.workload.id, row.metric.key)
-            out.append("")
-            out.append(f"{row.workload.id:<3} {row.workload.title}  ({_params_text(params[row.workload.id])})")
             out.append(f"    {row.metric.unit}, {row.metric.direction}")
             out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25}   vs asyncio")
         if row.fail is not None:
             out.append(f"    {row.impl:<10} {'FAIL':>12}   {row.fail}")
             continue
         span = f"{_num(min(row.samples))} - {_num(max(row.samples))}"
-        versus = ""
-        if row.ratio is not None and row.impl != BASELINE:
+        versus = "n/a" if has_baseline else ""
+        if row.impl == BASELINE:
+            versus = "1.00x"
+        elif row.ratio is not None:
             imp = row.improvement
             verdict = "" if imp is None else f"{imp:.2f}x better" if imp >= 1 else f"{1 / imp:.2f}x worse"
             versus = f"{row.ratio:.2f}x  {verdict}"
-        elif row.impl == BASELINE:
-            versus = "1.00x"
         out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25}   {versus}")
     return "\n".join(out)
 
@@ -712,27 +733,32 @@ def machine_info() -> dict[str, Any]:
 
 
 def plot(rows: Sequence[Row], path: str) -> None:
-    """Bar chart: for each workload metric, how many times better than asyncio each impl is."""
+    """Bar chart: for each workload metric, how many times better than stock asyncio each implementation
+    is (bars rise from 1 when better, hang below 1 when worse; log scale). FAILs are left out."""
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")
     plt = importlib.import_module("matplotlib.pyplot")
+    ticker = importlib.import_module("matplotlib.ticker")
     labels = list(dict.fromkeys(f"{r.workload.id} {r.metric.unit}" for r in rows))
-    impls = list(dict.fromkeys(r.impl for r in rows))
+    impls = [i for i in dict.fromkeys(r.impl for r in rows) if i != BASELINE]
     width = 0.8 / max(1, len(impls))
     fig, ax = plt.subplots(figsize=(max(8.0, 1.1 * len(labels)), 5.5))
     for i, impl in enumerate(impls):
         xs, ys = [], []
-        for j, label in enumerate(labels):
-            for r in rows:
-                if r.impl == impl and f"{r.workload.id} {r.metric.unit}" == label and r.improvement is not None:
-                    xs.append(j + (i - (len(impls) - 1) / 2) * width)
-                    ys.append(r.improvement)
-        ax.bar(xs, ys, width, label=impl)
+        for r in rows:
+            if r.impl == impl and r.improvement is not None:
+                xs.append(labels.index(f"{r.workload.id} {r.metric.unit}") + (i - (len(impls) - 1) / 2) * width)
+                ys.append(r.improvement)
+        ax.bar(xs, [y - 1 for y in ys], width, bottom=1, label=impl)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
+    fmt = ticker.FuncFormatter(lambda v, _pos: f"{v:g}x")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("times better than stock asyncio (log; > 1 is better)")
+    ax.set_ylabel("times better than stock asyncio (> 1x is better)")
     ax.set_title("fastspawn bench: medians relative to stock asyncio")
     ax.legend()
     fig.tight_layout()
@@ -765,7 +791,7 @@ def compare(args: argparse.Namespace) -> int:
             continue
         workloads.append(w)
         params[w.id] = p
-    rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
 
     runs: list[dict[str, Any]] = []
     total = len(workloads) * (rounds + 1) * len(impls)
@@ -777,18 +803,22 @@ def compare(args: argparse.Namespace) -> int:
             for impl in order:
                 label = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
                 _progress(f"[{len(runs) + 1}/{total}] {w.id} {impl} {label} ...")
+                t0 = time.monotonic()
                 result = sample(impl, w.id, params[w.id], args.timeout)
+                result["seconds"] = round(time.monotonic() - t0, 3)
                 runs.append({"workload": w.id, "impl": impl, "round": rnd, "warmup": rnd == 0, **result})
     _progress("")
     sys.stderr.write("\r")
 
     rows = summarize(workloads, impls, runs)
     info = machine_info()
+    plural = "s" if rounds != 1 else ""
     print(
         f"fastspawn {info['fastspawn']} bench: Python {info['python']}, Linux {info['kernel']}, "
-        f"{info['cpu_count']} CPUs; {'quick, ' if args.quick else ''}median of {rounds} rounds after a warm-up, "
-        f"each sample in a fresh process ({time.monotonic() - started:.0f} s)"
+        f"{info['cpu_count']} CPUs; {'quick, ' if args.quick else ''}median of {rounds} round{plural} after a "
+        f"warm-up, each sample in a fresh process ({time.monotonic() - started:.0f} s)"
     )
+    print("vs asyncio: this median / stock asyncio's median, and how many times better or worse that is")
     print(format_table(rows, params))
     fails = [r for r in rows if r.fail is not None]
 
@@ -833,7 +863,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "posix_spawn floor. Each sample runs in a fresh interpreter.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes (about a minute)")
-    parser.add_argument("--rounds", type=int, help="measured rounds per workload (default 5, --quick 3)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per workload (default 5, --quick 2)")
     parser.add_argument("--workloads", help="e.g. 1,2,9 (9 means 9a,9b,9c) or 9b; default all")
     parser.add_argument("--impls", help=f"comma-separated subset of {','.join(IMPLS)}; default all")
     parser.add_argument("--json", metavar="FILE", help="write raw samples, medians, ratios and machine info")
