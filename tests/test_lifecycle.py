@@ -181,6 +181,10 @@ def test_closing_loop_with_running_children_is_silent_and_reaps_them() -> None:
             p = await asyncio.create_subprocess_exec("sleep", "0.1", stdout=-1)
             pids.append(p.pid)
             await p.wait()
+            # Exited, its output never read: the loop closes with the pipe still open.
+            p = await asyncio.create_subprocess_exec("sh", "-c", "echo unread", stdout=-1, stderr=-1)
+            pids.append(p.pid)
+            await p.wait()
         fastspawn.run(main())
         gc.collect()
         deadline = time.monotonic() + 5

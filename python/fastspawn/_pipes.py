@@ -36,6 +36,9 @@ class _PipeTransportBase:
     """What both directions share: the loop, the protocol, closing."""
 
     _pipe: Optional[Union[_core.ReadPipe, _core.WritePipe]]
+    # Set by the subprocess transport once its child has exited: the pipe is then only a
+    # descriptor to release, not a forgotten resource worth a ResourceWarning.
+    quiet_on_collect = False
 
     def __init__(
         self,
@@ -101,7 +104,8 @@ class _PipeTransportBase:
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if self._pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            if not self.quiet_on_collect:
+                _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._pipe.close()
 
 

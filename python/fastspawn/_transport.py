@@ -205,7 +205,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not self._closed:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            # Process.wait() returns on exit, so a program may finish with the pipes of an
+            # exited child still open (asyncio 3.12+ would have waited for them). Only a
+            # still-running child is worth the warning.
+            if self._returncode is None:
+                _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self.close()
 
     # -- used by asyncio.subprocess.Process ------------------------------------------
@@ -249,6 +253,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if loop.get_debug():
             logger.info("%r exited with return code %r", self, returncode)
         self._returncode = returncode
+        for proto in self._pipes.values():
+            if proto.pipe is not None:
+                proto.pipe.quiet_on_collect = True
         loop.call_soon(protocol.process_exited)
         self._try_finish()
         # Process.wait() resolves on exit, not on exit + pipe EOF (see module doc). As in
