@@ -52,6 +52,36 @@ fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A new `bytes` object of `len` bytes whose contents are not initialised: nothing
+/// touches its pages until the caller writes them (`PyBytes::new_with` zero-fills).
+fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<Bound<'_, PyBytes>> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len).map_err(|_| PyMemoryError::new_err(()))?;
+    // SAFETY: a NULL source asks CPython for an uninitialised buffer of `size` bytes; the
+    // result is a new reference or NULL with an exception set.
+    let ptr = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size) };
+    // SAFETY: `ptr` is a new (owned) reference, or NULL, which from_owned_ptr_or_err maps
+    // to the pending exception.
+    Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? }.cast_into::<PyBytes>()?)
+}
+
+/// The writable buffer of a `bytes` object that nobody else has seen yet.
+///
+/// # Safety
+/// `bytes` must be referenced by the caller alone (not yet published to Python code), so
+/// mutating it cannot be observed; the slice must not outlive it.
+// The object is shared only by reference count, not by Rust borrows; exclusivity is the
+// caller's promise (see # Safety), which is what this lint cannot see.
+#[allow(clippy::mut_from_ref)]
+unsafe fn bytes_buffer_mut<'a>(bytes: &'a Bound<'_, PyBytes>) -> &'a mut [u8] {
+    let len = bytes.as_bytes().len();
+    // SAFETY: PyBytes_AsString returns the object's buffer of `len` bytes; the caller
+    // guarantees exclusive access.
+    unsafe {
+        let base = pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+        std::slice::from_raw_parts_mut(base, len)
+    }
+}
+
 fn closed_pipe() -> PyErr {
     PyValueError::new_err("I/O operation on closed pipe")
 }
@@ -154,11 +184,9 @@ impl ReadPipe {
             };
         }
         // Large: read straight into the bytes object that is returned.
-        let mut got = None;
-        let bytes = PyBytes::new_with(py, ready, |buf| {
-            got = pipe.read(buf).map_err(|e| os_error(&e))?;
-            Ok(())
-        })?;
+        let bytes = uninit_bytes(py, ready)?;
+        // SAFETY: `bytes` was just created and is not yet visible to Python code.
+        let got = pipe.read(unsafe { bytes_buffer_mut(&bytes) }).map_err(|e| os_error(&e))?;
         match got {
             Some(n) if n == ready => Ok(Some(bytes)),
             Some(n) => Ok(Some(PyBytes::new(py, &bytes.as_bytes()[..n]))),
@@ -486,7 +514,7 @@ struct BytesBuilder {
 }
 
 /// Smallest capacity a builder grows to.
-const BUILDER_MIN_CAPACITY: usize = 1 << 20;
+const BUILDER_MIN_CAPACITY: usize = 1 << 16;
 
 impl BytesBuilder {
     fn capacity(&self, py: Python<'_>) -> usize {
@@ -497,7 +525,7 @@ impl BytesBuilder {
 
     fn resize(&mut self, py: Python<'_>, size: usize) -> PyResult<()> {
         let Some(bytes) = self.bytes.take() else {
-            self.bytes = Some(PyBytes::new_with(py, size, |_| Ok(()))?.unbind());
+            self.bytes = Some(uninit_bytes(py, size)?.unbind());
             return Ok(());
         };
         let mut ptr = bytes.into_ptr();
@@ -540,13 +568,10 @@ impl BytesBuilder {
         let Some(bytes) = &self.bytes else {
             return Ok(());
         };
-        // SAFETY: PyBytes_AsString returns the object's buffer, at least `needed` bytes
-        // long (ensured above); the object is ours alone, so writing into it before it is
-        // published is sound, and `data` cannot overlap it.
-        unsafe {
-            let base = pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
-            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(self.len), data.len());
-        }
+        // SAFETY: the builder's bytes object is referenced by the builder alone until
+        // `finish` hands it out.
+        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
+        buf[self.len..needed].copy_from_slice(data);
         self.len = needed;
         Ok(())
     }
