@@ -32,11 +32,17 @@ impl ByteQueue {
     }
 
     pub fn extend(&mut self, bytes: &[u8]) {
+        self.append_with(|data| data.extend_from_slice(bytes));
+    }
+
+    /// Appends through `fill`, which gets the backing vector to append to (after the
+    /// consumed prefix was dropped if it dominates).
+    pub fn append_with<T>(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> T) -> T {
         if self.start > 0 && self.start >= self.len() {
             self.data.drain(..self.start);
             self.start = 0;
         }
-        self.data.extend_from_slice(bytes);
+        fill(&mut self.data)
     }
 
     /// Drops the first `n` bytes (all of them if fewer are queued).

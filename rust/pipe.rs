@@ -14,6 +14,9 @@ use crate::sys::{cvt, retry_eintr, set_nonblocking};
 /// (`/proc/sys/fs/pipe-max-size`); growing is best effort and stops at the first refusal.
 pub const GROWN_PIPE_SIZE: usize = 1 << 20;
 
+/// Read size used when the pipe reports nothing available (EOF or spurious wake-up).
+const SMALL_READ: usize = 4096;
+
 /// A new pipe, both ends close-on-exec: `(read end, write end)`.
 pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -42,9 +45,18 @@ pub fn bytes_available(fd: BorrowedFd<'_>) -> io::Result<usize> {
 
 /// One non-blocking `read`: `Ok(None)` when nothing is there yet, `Ok(Some(0))` at EOF.
 pub fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { read_raw(fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// [`read_nonblocking`] into raw (possibly uninitialised) memory.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn read_raw(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize) -> io::Result<Option<usize>> {
     let res = retry_eintr(|| {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: the caller guarantees `ptr` is writable for `len` bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), ptr.cast(), len) };
         cvt(n)
     });
     match res {
@@ -104,6 +116,31 @@ impl ReadPipe {
     /// Reads into `buf`; see [`read_nonblocking`].
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let got = read_nonblocking(self.fd.as_fd(), buf)?;
+        self.after_read(got);
+        Ok(got)
+    }
+
+    /// Reads what is there, at most `max` bytes, appending to `out` without
+    /// initialising the space first; see [`read_nonblocking`].
+    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
+        let want = match self.ready_len(max)? {
+            // EOF or a spurious wake-up: a small read tells which.
+            0 => max.min(SMALL_READ),
+            n => n,
+        };
+        out.reserve(want);
+        let spare = out.spare_capacity_mut();
+        // SAFETY: `spare` has room for at least `want` bytes after the reserve above.
+        let got = unsafe { read_raw(self.fd.as_fd(), spare.as_mut_ptr().cast(), want) }?;
+        if let Some(n) = got {
+            // SAFETY: read() initialised the first `n` bytes of the spare capacity.
+            unsafe { out.set_len(out.len() + n) };
+        }
+        self.after_read(got);
+        Ok(got)
+    }
+
+    fn after_read(&mut self, got: Option<usize>) {
         if self.grow && got.is_some_and(|n| n >= self.capacity) {
             // The writer filled the whole pipe: give it more room for the next round.
             self.grow = false;
@@ -111,7 +148,6 @@ impl ReadPipe {
                 self.capacity = size;
             }
         }
-        Ok(got)
     }
 }
 
@@ -210,6 +246,21 @@ mod tests {
         assert_eq!(&buf[..5], b"hello");
         drop(w);
         assert_eq!(reader.read(&mut buf).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn read_append_appends_what_is_there() {
+        let (r, w) = pipe_cloexec().unwrap();
+        let mut reader = ReadPipe::new(r).unwrap();
+        let mut out = b"ab".to_vec();
+        assert_eq!(reader.read_append(&mut out, 100).unwrap(), None);
+        write_nonblocking(w.as_fd(), b"cdef").unwrap();
+        assert_eq!(reader.read_append(&mut out, 3).unwrap(), Some(3));
+        assert_eq!(out, b"abcde");
+        drop(w);
+        assert_eq!(reader.read_append(&mut out, 100).unwrap(), Some(1));
+        assert_eq!(reader.read_append(&mut out, 100).unwrap(), Some(0));
+        assert_eq!(out, b"abcdef");
     }
 
     #[test]

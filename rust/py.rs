@@ -426,6 +426,15 @@ impl StreamBuffer {
         Ok(())
     }
 
+    /// Reads from `pipe` straight into the buffer (no intermediate `bytes`): the count
+    /// read, 0 at EOF, None when nothing was there.
+    fn read_from(&mut self, mut pipe: PyRefMut<'_, ReadPipe>, max: usize) -> PyResult<Option<usize>> {
+        let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
+        self.0
+            .append_with(|data| pipe.read_append(data, max))
+            .map_err(|e| os_error(&e))
+    }
+
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
     fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
         let n = n.min(self.0.len());
@@ -523,6 +532,16 @@ impl BytesBuilder {
             .map_or(0, |b| b.bind(py).as_bytes().len())
     }
 
+    /// Makes room for `more` bytes after the `len` used, growing geometrically.
+    fn reserve(&mut self, py: Python<'_>, more: usize) -> PyResult<()> {
+        let needed = self.len + more;
+        let capacity = self.capacity(py);
+        if needed > capacity {
+            self.resize(py, needed.max(2 * capacity).max(BUILDER_MIN_CAPACITY))?;
+        }
+        Ok(())
+    }
+
     fn resize(&mut self, py: Python<'_>, size: usize) -> PyResult<()> {
         let Some(bytes) = self.bytes.take() else {
             self.bytes = Some(uninit_bytes(py, size)?.unbind());
@@ -561,10 +580,7 @@ impl BytesBuilder {
 
     fn extend(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         let needed = self.len + data.len();
-        if needed > self.capacity(py) {
-            let grown = needed.max(2 * self.capacity(py)).max(BUILDER_MIN_CAPACITY);
-            self.resize(py, grown)?;
-        }
+        self.reserve(py, data.len())?;
         let Some(bytes) = &self.bytes else {
             return Ok(());
         };
@@ -574,6 +590,28 @@ impl BytesBuilder {
         buf[self.len..needed].copy_from_slice(data);
         self.len = needed;
         Ok(())
+    }
+
+    /// Reads from `pipe` straight into the bytes being built: the count read, 0 at EOF,
+    /// None when nothing was there.
+    fn read_from(&mut self, py: Python<'_>, mut pipe: PyRefMut<'_, ReadPipe>, max: usize) -> PyResult<Option<usize>> {
+        let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
+        let want = match pipe.ready_len(max).map_err(|e| os_error(&e))? {
+            0 => max.min(SMALL_READ),
+            n => n,
+        };
+        self.reserve(py, want)?;
+        let Some(bytes) = &self.bytes else {
+            return Ok(None);
+        };
+        // SAFETY: the builder's bytes object is referenced by the builder alone until
+        // `finish` hands it out.
+        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
+        let got = pipe
+            .read(&mut buf[self.len..self.len + want])
+            .map_err(|e| os_error(&e))?;
+        self.len += got.unwrap_or(0);
+        Ok(got)
     }
 
     /// Moves everything out of a stream buffer into this builder.

@@ -18,6 +18,7 @@ import warnings
 from typing import Any, Callable, Optional, Union
 
 from . import _core
+from ._streams import StreamReader
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport"]
 
@@ -118,6 +119,9 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     def __init__(self, loop: asyncio.AbstractEventLoop, pipe: _core.ReadPipe, protocol: asyncio.Protocol) -> None:
         super().__init__(loop, pipe, protocol)
         self._paused = False
+        # A fastspawn StreamReader to read into directly, when the protocol in between
+        # would only pass the data to it (set by the subprocess transport).
+        self.sink: Optional[StreamReader] = None
 
     def start(self) -> None:
         """Begins reading; called once the protocols are connected."""
@@ -128,15 +132,21 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         pipe = self._pipe
         if pipe is None:
             return
+        sink = self.sink
         try:
-            data = pipe.read(MAX_READ)
+            if sink is not None:
+                got = sink._feed_from_pipe(pipe)
+                if got is None or got:
+                    return
+            else:
+                data = pipe.read(MAX_READ)
+                if data is None:
+                    return
+                if data:
+                    self._protocol.data_received(data)
+                    return
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on pipe transport")
-            return
-        if data is None:
-            return
-        if data:
-            self._protocol.data_received(data)
             return
         # EOF.
         self._closing = True

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 from . import _core
 from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
+from ._streams import StreamReader, SubprocessStreamProtocol
 
 __all__ = ["SubprocessTransport"]
 
@@ -122,6 +123,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         protocol.connection_made(self)
         if self._closed:
             return
+        if type(protocol) is SubprocessStreamProtocol:
+            # fastspawn's own protocol only hands pipe data to its readers: let the pipes
+            # read straight into them.
+            for fd, reader in ((1, protocol.stdout), (2, protocol.stderr)):
+                pipe = self.get_pipe_transport(fd)
+                if type(reader) is StreamReader and isinstance(pipe, ReadPipeTransport):
+                    pipe.sink = reader
         for proto in self._pipes.values():
             pipe = proto.pipe
             assert pipe is not None
