@@ -8,6 +8,7 @@ from typing import Any, Optional, SupportsIndex, final
 __all__ = [
     "BytesBuilder",
     "Child",
+    "LineIter",
     "ReadPipe",
     "Ready",
     "StreamBuffer",
@@ -102,12 +103,24 @@ class StreamBuffer:
         """Deletes from the front (``del buf[:n]``); other slices raise ValueError."""
     def take(self, n: int) -> bytes:
         """Removes and returns the first ``n`` bytes (fewer if fewer are buffered)."""
+    def read_from(self, pipe: ReadPipe, max: int) -> Optional[int]:
+        """Reads from ``pipe`` straight into the buffer: the count read, 0 at EOF, None
+        when nothing was there."""
     def next_line(self, limit: int) -> Optional[Ready]:
         """Takes a buffered line of at most ``limit + 1`` bytes, as an already-finished
         awaitable; None if there is none."""
     def take_lines(self, limit: int, max_bytes: int) -> list[bytes]:
         """Takes every whole buffered line (at least one, then up to about
         ``max_bytes``), stopping before one longer than ``limit + 1`` bytes."""
+
+@final
+class LineIter:
+    """``async for`` over a fastspawn StreamReader: a buffered line is returned without
+    entering Python code; otherwise the reader's ``_anext_slow()`` (``readline``) runs."""
+
+    def __new__(cls, reader: Any, buffer: StreamBuffer, limit: int) -> LineIter: ...
+    def __aiter__(self) -> LineIter: ...
+    def __anext__(self) -> Any: ...
 
 @final
 class Ready:
@@ -125,6 +138,9 @@ class BytesBuilder:
     def __new__(cls) -> BytesBuilder: ...
     def __len__(self) -> int: ...
     def extend(self, data: bytes) -> None: ...
+    def read_from(self, pipe: ReadPipe, max: int) -> Optional[int]:
+        """Reads from ``pipe`` straight into the bytes being built: the count read, 0 at
+        EOF, None when nothing was there."""
     def extend_from(self, buffer: StreamBuffer) -> None:
         """Moves everything out of ``buffer`` into this builder."""
     def finish(self) -> bytes:

@@ -72,7 +72,7 @@ class StreamReader(asyncio.StreamReader):
         slurp = self._slurp
         if slurp is not None:
             return slurp.read_from(pipe, MAX_SLURP_READ)
-        n = self._buffer.read_from(pipe, MAX_READ)
+        n: Optional[int] = self._buffer.read_from(pipe, MAX_READ)
         if n:
             self._fed()
         return n
@@ -141,6 +141,10 @@ class StreamReader(asyncio.StreamReader):
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]
         return data
+
+    def __aiter__(self) -> _core.LineIter:  # type: ignore[override]
+        # The async iterator is a Rust object: a buffered line costs no Python frame.
+        return _core.LineIter(self, self._buffer, self._limit)
 
     def __anext__(self) -> Awaitable[bytes]:  # type: ignore[override]
         if self._exception is None:

@@ -1,0 +1,292 @@
+//! Children and their pipes: `Child`, `ReadPipe`, `WritePipe`, `spawn`, `watch`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use crate::child;
+use crate::pipe;
+use crate::spawn::{self as spawner, SpawnError, SpawnRequest, Stdio};
+use crate::sys::{fd_flags, strerror};
+
+/// `subprocess.PIPE`, `STDOUT`, `DEVNULL`.
+const PIPE: i32 = -1;
+const STDOUT: i32 = -2;
+const DEVNULL: i32 = -3;
+
+fn os_error_with_filename(e: &io::Error, filename: Py<PyAny>) -> PyErr {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    PyOSError::new_err((errno, strerror(errno), filename))
+}
+
+fn c_string(bytes: Vec<u8>) -> PyResult<CString> {
+    CString::new(bytes).map_err(|_| PyValueError::new_err("embedded null byte"))
+}
+
+/// Takes ownership of a descriptor handed over from Python.
+fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
+    fd_flags(fd).map_err(|e| os_error(&e))?;
+    // SAFETY: `fd` is open (checked above) and the documented contract of the
+    // constructors is that the caller gives up its ownership.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn stdio(value: Option<i32>, target: usize) -> PyResult<Stdio> {
+    Ok(match value {
+        None => Stdio::Inherit,
+        Some(PIPE) => Stdio::Pipe,
+        Some(DEVNULL) => Stdio::DevNull,
+        Some(STDOUT) if target == 2 => Stdio::Stdout,
+        Some(STDOUT) => return Err(PyValueError::new_err("STDOUT can only be used for stderr")),
+        Some(fd) => Stdio::Fd(fd),
+    })
+}
+/// A running or finished child. Dropping it unreaped hands it to the reaper.
+#[pyclass(module = "fastspawn._core", name = "Child")]
+struct PyChild(child::Child);
+
+#[pymethods]
+impl PyChild {
+    #[getter]
+    fn pid(&self) -> i32 {
+        self.0.pid()
+    }
+
+    #[getter]
+    fn returncode(&self) -> Option<i32> {
+        self.0.returncode()
+    }
+
+    #[getter]
+    fn exit_fd(&self) -> Option<i32> {
+        self.0.exit_fd()
+    }
+
+    fn try_wait(&mut self) -> PyResult<Option<i32>> {
+        self.0.try_wait().map_err(|e| os_error(&e))
+    }
+
+    /// Blocks (without the GIL) until exit or `timeout` seconds; the returncode or None.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
+        let timeout = timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+        let child = &mut self.0;
+        py.detach(|| child.wait(timeout)).map_err(|e| os_error(&e))
+    }
+
+    fn send_signal(&self, signal: i32) -> PyResult<bool> {
+        self.0.send_signal(signal).map_err(|e| os_error(&e))
+    }
+
+    fn close_exit_fd(&mut self) {
+        self.0.close_exit_fd();
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<fastspawn._core.Child pid={} returncode={:?}>",
+            self.0.pid(),
+            self.0.returncode()
+        )
+    }
+}
+
+/// The parent's non-blocking reading end of a child's stdout or stderr.
+#[pyclass(module = "fastspawn._core")]
+pub(crate) struct ReadPipe(pub(crate) Option<pipe::ReadPipe>);
+
+#[pymethods]
+impl ReadPipe {
+    /// Takes ownership of `fd`, the reading end of a pipe; makes it non-blocking.
+    #[new]
+    fn new(fd: i32) -> PyResult<Self> {
+        pipe::ReadPipe::new(owned_fd(fd)?)
+            .map(|p| Self(Some(p)))
+            .map_err(|e| os_error(&e))
+    }
+
+    fn fileno(&self) -> PyResult<i32> {
+        Ok(self.0.as_ref().ok_or_else(closed_pipe)?.as_fd().as_raw_fd())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Up to `max` bytes: `b""` at EOF, `None` when nothing is there yet.
+    fn read<'py>(&mut self, py: Python<'py>, max: usize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
+        let ready = pipe.ready_len(max).map_err(|e| os_error(&e))?;
+        if ready < SMALL_READ {
+            // Small, empty (EOF or spurious wake-up): a stack buffer and one copy.
+            let mut buf = [0u8; SMALL_READ];
+            let want = max.min(SMALL_READ);
+            return match pipe.read(&mut buf[..want]).map_err(|e| os_error(&e))? {
+                Some(n) => Ok(Some(PyBytes::new(py, &buf[..n]))),
+                None => Ok(None),
+            };
+        }
+        // Large: read straight into the bytes object that is returned.
+        let bytes = uninit_bytes(py, ready)?;
+        // SAFETY: `bytes` was just created and is not yet visible to Python code.
+        let got = pipe
+            .read(unsafe { bytes_buffer_mut(&bytes) })
+            .map_err(|e| os_error(&e))?;
+        match got {
+            Some(n) if n == ready => Ok(Some(bytes)),
+            Some(n) => Ok(Some(PyBytes::new(py, &bytes.as_bytes()[..n]))),
+            None => Ok(None),
+        }
+    }
+
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// The parent's non-blocking writing end of a child's stdin, with its own buffer.
+#[pyclass(module = "fastspawn._core")]
+struct WritePipe(Option<pipe::WritePipe>);
+
+#[pymethods]
+impl WritePipe {
+    /// Takes ownership of `fd`, the writing end of a pipe; makes it non-blocking.
+    #[new]
+    fn new(fd: i32) -> PyResult<Self> {
+        pipe::WritePipe::new(owned_fd(fd)?)
+            .map(|p| Self(Some(p)))
+            .map_err(|e| os_error(&e))
+    }
+
+    fn fileno(&self) -> PyResult<i32> {
+        Ok(self.0.as_ref().ok_or_else(closed_pipe)?.as_fd().as_raw_fd())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Bytes accepted but not yet written to the pipe.
+    #[getter]
+    fn buffered(&self) -> usize {
+        self.0.as_ref().map_or(0, pipe::WritePipe::buffered)
+    }
+
+    /// Writes what the pipe takes now, buffers the rest; returns the bytes buffered.
+    fn write(&mut self, data: &[u8]) -> PyResult<usize> {
+        let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
+        pipe.write(data).map_err(|e| os_error(&e))
+    }
+
+    /// Writes buffered bytes the pipe takes now; returns the bytes still buffered.
+    fn flush(&mut self) -> PyResult<usize> {
+        let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
+        pipe.flush().map_err(|e| os_error(&e))
+    }
+
+    /// Drops the buffer without writing it.
+    fn discard(&mut self) {
+        if let Some(pipe) = self.0.as_mut() {
+            pipe.discard();
+        }
+    }
+
+    fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// Starts a child with `posix_spawn`. See `_core.pyi` for the contract.
+#[pyfunction]
+#[pyo3(signature = (
+    program, argv, env, cwd, stdin, stdout, stderr, close_fds, pass_fds,
+    start_new_session, process_group, restore_signals, pipe_size, program_name, cwd_name,
+))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn spawn(
+    py: Python<'_>,
+    program: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    env: Option<Vec<Vec<u8>>>,
+    cwd: Option<Vec<u8>>,
+    stdin: Option<i32>,
+    stdout: Option<i32>,
+    stderr: Option<i32>,
+    close_fds: bool,
+    pass_fds: Vec<i32>,
+    start_new_session: bool,
+    process_group: Option<i32>,
+    restore_signals: bool,
+    pipe_size: Option<usize>,
+    program_name: Py<PyAny>,
+    cwd_name: Py<PyAny>,
+) -> PyResult<(
+    PyChild,
+    Option<WritePipe>,
+    Option<ReadPipe>,
+    Option<ReadPipe>,
+)> {
+    let req = SpawnRequest {
+        program: c_string(program)?,
+        argv: argv.into_iter().map(c_string).collect::<PyResult<_>>()?,
+        env: env
+            .map(|e| e.into_iter().map(c_string).collect::<PyResult<_>>())
+            .transpose()?,
+        cwd: cwd.map(c_string).transpose()?,
+        stdio: [stdio(stdin, 0)?, stdio(stdout, 1)?, stdio(stderr, 2)?],
+        close_fds,
+        pass_fds,
+        new_session: start_new_session,
+        process_group,
+        restore_signals,
+        pipe_size,
+    };
+    // PATH is read while the GIL keeps Python code from changing the environment.
+    let candidates = spawner::exec_candidates(&req);
+    // posix_spawn waits until the child has exec'd; let other threads run meanwhile.
+    let spawned = py.detach(|| spawner::spawn(&req, &candidates));
+    match spawned {
+        Ok(s) => Ok((
+            PyChild(s.child),
+            s.stdin.map(|p| WritePipe(Some(p))),
+            s.stdout.map(|p| ReadPipe(Some(p))),
+            s.stderr.map(|p| ReadPipe(Some(p))),
+        )),
+        Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, program_name)),
+        Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, cwd_name)),
+        Err(SpawnError::Other(e)) => Err(os_error(&e)),
+    }
+}
+
+/// Watches `pid`, a child this process started some other way (the delegated
+/// `subprocess.Popen` path) and that nobody has reaped.
+#[pyfunction]
+fn watch(pid: i32) -> PyResult<PyChild> {
+    child::Child::watch(pid)
+        .map(PyChild)
+        .map_err(|e| os_error(&e))
+}
+
+/// What this system lets the core do natively.
+#[pyfunction]
+fn features() -> (bool, bool, bool) {
+    let f = spawner::Features::get();
+    (f.cwd(), f.close_fds(), child::pidfd_supported())
+}
+
+pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyChild>()?;
+    m.add_class::<ReadPipe>()?;
+    m.add_class::<WritePipe>()?;
+    m.add_function(wrap_pyfunction!(spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(watch, m)?)?;
+    m.add_function(wrap_pyfunction!(features, m)?)?;
+    Ok(())
+}
