@@ -44,7 +44,7 @@ def run(
         try:
             await consume(reader, got)  # type: ignore[call-arg]
             exc = None
-        except Exception as e:  # noqa: BLE001 - compared below
+        except Exception as e:
             exc = e
         feeder.cancel()
         try:
