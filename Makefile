@@ -26,7 +26,8 @@ lint: install
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	cd python && ../$(VENV)/bin/mypy --strict -p fastspawn
-	cd python && ../$(PY) -m mypy.stubtest fastspawn._core
+	# From the top level, so the installed package (with its compiled _core) is checked.
+	$(PY) -m mypy.stubtest fastspawn._core
 
 test-python: install
 	# Once with asyncio's debug mode, once through the fallback reaper (no pidfd),
