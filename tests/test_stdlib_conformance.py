@@ -114,7 +114,7 @@ def summary_lines() -> list[str]:
         routed = (
             f"  spawns: {route['native']} native, {route['delegated_popen']} delegated to Popen, "
             f"{route['stock_asyncio']} to stock asyncio"
-            if route and r["impl"] == "fastspawn"
+            if route and r["impl"] == "fastspawn" and r["suite"] == "test_subprocess"
             else ""
         )
         lines.append(
