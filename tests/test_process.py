@@ -443,3 +443,23 @@ def test_subprocess_protocol_event_order(impl: Impl) -> None:
     assert {"data1", "data2", "pipe_lost1", "pipe_lost2", "process_exited"} <= set(events)
     assert events.index("data1") < events.index("pipe_lost1")
     assert events.index("data2") < events.index("pipe_lost2")
+
+
+def test_protocol_closing_transport_in_connection_made_still_reaps(impl: Impl) -> None:
+    class Closer(asyncio.SubprocessProtocol):
+        def __init__(self) -> None:
+            self.exited = asyncio.get_event_loop().create_future()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            transport.close()
+
+        def process_exited(self) -> None:
+            self.exited.set_result(None)
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.subprocess_exec(Closer, "sleep", "30", stdin=None, stdout=PIPE, stderr=None)
+        await asyncio.wait_for(proto.exited, 10)
+        return transport.get_returncode()
+
+    assert impl.run(main()) == -signal.SIGKILL

@@ -114,13 +114,18 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 self._readers.append(reader)
 
     def connect(self) -> None:
-        """Calls ``protocol.connection_made`` and starts watching pipes and exit.
+        """Calls ``protocol.connection_made`` and starts watching exit and pipes.
 
         Nothing is read before the protocol is connected, so no data can overtake
-        ``connection_made``."""
+        ``connection_made``. The exit is watched even if the protocol closed the
+        transport meanwhile: the child must still be reaped and ``wait()`` answered."""
         loop, protocol, child = self._loop, self._protocol, self._child
         assert loop is not None and protocol is not None
         protocol.connection_made(self)
+        exit_fd = child.exit_fd
+        assert exit_fd is not None
+        self._exit_fd = exit_fd
+        loop.add_reader(exit_fd, self._exit_ready)
         if self._closed:
             return
         if type(protocol) is SubprocessStreamProtocol:
@@ -134,10 +139,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             pipe = proto.pipe
             assert pipe is not None
             pipe.start()
-        exit_fd = child.exit_fd
-        assert exit_fd is not None
-        self._exit_fd = exit_fd
-        loop.add_reader(exit_fd, self._exit_ready)
 
     def __repr__(self) -> str:
         info = [type(self).__name__]
