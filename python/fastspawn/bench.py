@@ -758,7 +758,8 @@ def plot(rows: Sequence[Row], path: str) -> None:
     ax.set_yscale("log")
     fmt = ticker.FuncFormatter(lambda v, _pos: f"{v:g}x")
     ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
+    # Labelled minor ticks crowd each other on a log axis spanning decades.
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
@@ -876,6 +877,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write raw samples, medians, ratios and machine info")
     parser.add_argument("--plot", metavar="FILE.png", help="bar chart of the ratios to asyncio (needs matplotlib)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per sample (default 300)")
+    parser.add_argument(
+        "--from-json", metavar="FILE", help="print the table (and --plot) of a saved --json run; measure nothing"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -883,7 +887,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         impl, wid = args.worker
         print(json.dumps(run_worker(impl, wid, json.loads(args.params))))
         return 0
+    if args.from_json:
+        return replay(args.from_json, args.plot)
     return compare(args)
+
+
+def replay(path: str, plot_path: Optional[str]) -> int:
+    """The table and chart of a run saved with --json, without measuring again."""
+    with open(path) as f:
+        report = json.load(f)
+    config = report["config"]
+    params: dict[str, dict[str, Any]] = config["params"]
+    workloads = [w for w in select_workloads(None) if w.id in params]
+    rows = summarize(workloads, config["impls"], report["runs"])
+    print(f"(from {path}: {report['machine']})")
+    print(format_table(rows, params))
+    if plot_path:
+        plot(rows, plot_path)
+        print(f"wrote {plot_path}")
+    return 0
 
 
 if __name__ == "__main__":
