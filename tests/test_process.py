@@ -463,3 +463,40 @@ def test_protocol_closing_transport_in_connection_made_still_reaps(impl: Impl) -
         return transport.get_returncode()
 
     assert impl.run(main()) == -signal.SIGKILL
+
+
+def test_stdin_close_and_wait_closed(impl: Impl) -> None:
+    async def main() -> tuple[bytes, int]:
+        proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"before close")
+        await proc.stdin.drain()
+        proc.stdin.close()
+        await asyncio.wait_for(proc.stdin.wait_closed(), 10)
+        assert proc.stdin.is_closing()
+        out = await proc.stdout.read()
+        return out, await proc.wait()
+
+    assert impl.run(main()) == (b"before close", 0)
+
+
+def test_custom_protocol_subclass_gets_data_through_its_own_methods(impl: Impl) -> None:
+    """A subclass of SubprocessStreamProtocol must see every pipe_data_received call."""
+    seen: list[bytes] = []
+
+    class Spy(asyncio.subprocess.SubprocessStreamProtocol):
+        def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+            seen.append(bytes(data) if isinstance(data, (bytes, bytearray)) else data.encode())
+            super().pipe_data_received(fd, data)
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.subprocess_exec(
+            lambda: Spy(limit=2**16, loop=loop), "echo", "spied", stdin=None, stdout=PIPE, stderr=None
+        )
+        proc = asyncio.subprocess.Process(transport, proto, loop)
+        out, _ = await proc.communicate()
+        return out
+
+    assert impl.run(main()) == b"spied\n"
+    assert b"".join(seen) == b"spied\n"
