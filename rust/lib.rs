@@ -5,6 +5,7 @@
 
 pub mod buffer;
 pub mod child;
+pub mod clone_spawn;
 pub mod pipe;
 pub mod reaper;
 pub mod spawn;

@@ -54,6 +54,27 @@ pub struct SpawnRequest {
     pub restore_signals: bool,
     /// `F_SETPIPE_SZ` for every pipe created.
     pub pipe_size: Option<usize>,
+    /// What only the clone path can apply.
+    pub credentials: Credentials,
+}
+
+/// umask, groups and ids for the child: `posix_spawn` cannot express them, so a request
+/// with any of them set is started by [`crate::clone_spawn`].
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    pub umask: Option<libc::mode_t>,
+    /// Supplementary groups (`setgroups`).
+    pub groups: Option<Vec<libc::gid_t>>,
+    /// `setregid(gid, gid)`.
+    pub gid: Option<libc::gid_t>,
+    /// `setreuid(uid, uid)`.
+    pub uid: Option<libc::uid_t>,
+}
+
+impl Credentials {
+    pub fn is_empty(&self) -> bool {
+        self.umask.is_none() && self.groups.is_none() && self.gid.is_none() && self.uid.is_none()
+    }
 }
 
 /// A started child and the parent's ends of its pipes.
@@ -179,6 +200,31 @@ impl FileActions {
     }
 }
 
+impl FileActions {
+    /// The `posix_spawn` file actions for `plan`; ENOSYS where this libc lacks an
+    /// extension the plan needs (callers check [`Features`] first and delegate).
+    fn from_plan(plan: &[FdAction], cwd: Option<&CStr>, features: Features) -> io::Result<Self> {
+        let enosys = || io::Error::from_raw_os_error(libc::ENOSYS);
+        let mut actions = Self::new()?;
+        for action in plan {
+            match *action {
+                FdAction::Dup2(from, to) => actions.dup2(from, to)?,
+                FdAction::Close(fd) => actions.close(fd)?,
+                FdAction::DevNull(fd) => actions.open_devnull(fd)?,
+                FdAction::CloseFrom(low) => {
+                    actions.closefrom(features.addclosefrom.ok_or_else(enosys)?, low)?;
+                }
+                FdAction::Chdir => {
+                    if let Some(dir) = cwd {
+                        actions.chdir(features.addchdir.ok_or_else(enosys)?, dir)?;
+                    }
+                }
+            }
+        }
+        Ok(actions)
+    }
+}
+
 impl Drop for FileActions {
     fn drop(&mut self) {
         // SAFETY: initialised in `new` and destroyed exactly once, here.
@@ -238,7 +284,7 @@ impl Drop for SpawnAttr {
 }
 
 /// A null-terminated array of pointers into `strings`, for argv and envp.
-fn c_array(strings: &[CString]) -> Vec<*mut c_char> {
+pub(crate) fn c_array(strings: &[CString]) -> Vec<*mut c_char> {
     strings
         .iter()
         .map(|s| s.as_ptr().cast_mut())
@@ -282,7 +328,7 @@ pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
 }
 
 /// Whether a candidate can be skipped without a spawn: it is absolute and does not exist.
-fn surely_missing(path: &CStr) -> bool {
+pub(crate) fn surely_missing(path: &CStr) -> bool {
     if path.to_bytes().first() != Some(&b'/') {
         return false;
     }
@@ -312,10 +358,24 @@ fn chdir_error(dir: &CStr) -> Option<io::Error> {
     None
 }
 
-/// The file actions of one spawn plus the descriptors they refer to, which must stay
+/// One step of setting up the child's descriptors, run in order in the child: by
+/// `posix_spawn` (as file actions) or by the clone path's child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdAction {
+    Dup2(RawFd, RawFd),
+    Close(RawFd),
+    /// Open `/dev/null` read-write as this descriptor.
+    DevNull(RawFd),
+    /// Close every descriptor from this one up.
+    CloseFrom(RawFd),
+    /// Change to `SpawnRequest::cwd`.
+    Chdir,
+}
+
+/// The descriptor plan of one spawn plus the descriptors it refers to, which must stay
 /// open until the spawn has happened.
-struct ChildFds {
-    actions: FileActions,
+pub struct ChildFds {
+    pub actions: Vec<FdAction>,
     keep_open: Vec<OwnedFd>,
 }
 
@@ -332,10 +392,10 @@ impl ChildFds {
         }
         if source < 3 || source == target {
             let copy = dup_cloexec(source, 3)?;
-            self.actions.dup2(copy.as_raw_fd(), target)?;
+            self.actions.push(FdAction::Dup2(copy.as_raw_fd(), target));
             self.keep_open.push(copy);
         } else {
-            self.actions.dup2(source, target)?;
+            self.actions.push(FdAction::Dup2(source, target));
         }
         Ok(())
     }
@@ -350,11 +410,7 @@ fn open_fds() -> io::Result<Vec<RawFd>> {
     Ok(fds)
 }
 
-fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest, features: Features) -> io::Result<()> {
-    let Some(addclosefrom) = features.addclosefrom else {
-        // The caller checks Features::close_fds() and delegates; never ignore the option.
-        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
-    };
+fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<()> {
     let mut keep: Vec<RawFd> = req.pass_fds.iter().copied().filter(|&fd| fd > 2).collect();
     keep.sort_unstable();
     keep.dedup();
@@ -363,7 +419,8 @@ fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest, features: Features) ->
         fds.connect(fd, fd)?;
     }
     let Some(&highest) = keep.last() else {
-        return fds.actions.closefrom(addclosefrom, 3);
+        fds.actions.push(FdAction::CloseFrom(3));
+        return Ok(());
     };
     // closefrom cannot skip the passed descriptors, so inheritable descriptors between
     // them are closed one by one; close-on-exec ones vanish at exec anyway.
@@ -371,12 +428,13 @@ fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest, features: Features) ->
         if fd > 2 && fd < highest && keep.binary_search(&fd).is_err() {
             if let Ok(flags) = fd_flags(fd) {
                 if flags & libc::FD_CLOEXEC == 0 {
-                    fds.actions.close(fd)?;
+                    fds.actions.push(FdAction::Close(fd));
                 }
             }
         }
     }
-    fds.actions.closefrom(addclosefrom, highest + 1)
+    fds.actions.push(FdAction::CloseFrom(highest + 1));
+    Ok(())
 }
 
 /// Sets up the child's stdin, stdout and stderr; returns the parent's pipe ends.
@@ -392,9 +450,9 @@ fn connect_stdio(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<[Option<O
         let target = target as RawFd;
         match *how {
             Stdio::Inherit => {}
-            Stdio::DevNull => fds.actions.open_devnull(target)?,
+            Stdio::DevNull => fds.actions.push(FdAction::DevNull(target)),
             Stdio::Fd(fd) => fds.connect(fd, target)?,
-            Stdio::Stdout => fds.actions.dup2(1, target)?,
+            Stdio::Stdout => fds.actions.push(FdAction::Dup2(1, target)),
             Stdio::Pipe => {
                 let (read_end, write_end) = pipe_cloexec()?;
                 let (parent, child) = if target == 0 {
@@ -418,7 +476,7 @@ fn connect_stdio(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<[Option<O
 fn spawn_first(
     req: &SpawnRequest,
     candidates: &[CString],
-    fds: &mut ChildFds,
+    actions: &mut FileActions,
     attr: &mut SpawnAttr,
 ) -> Result<libc::pid_t, SpawnError> {
     let argv = c_array(&req.argv);
@@ -443,7 +501,7 @@ fn spawn_first(
             libc::posix_spawn(
                 &raw mut pid,
                 path.as_ptr(),
-                fds.actions.as_mut_ptr(),
+                actions.as_mut_ptr(),
                 attr.as_mut_ptr(),
                 argv.as_ptr(),
                 envp,
@@ -469,24 +527,27 @@ fn spawn_first(
 /// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
 /// reported.
 pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, SpawnError> {
-    let features = Features::get();
     let mut fds = ChildFds {
-        actions: FileActions::new()?,
+        actions: Vec::new(),
         keep_open: Vec::new(),
     };
     let [stdin, stdout, stderr] = connect_stdio(&mut fds, req)?;
     if req.close_fds {
-        plan_close_fds(&mut fds, req, features)?;
+        plan_close_fds(&mut fds, req)?;
     }
-    if let Some(cwd) = &req.cwd {
-        let addchdir = features
-            .addchdir
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOSYS))?;
-        fds.actions.chdir(addchdir, cwd)?;
+    if req.cwd.is_some() {
+        fds.actions.push(FdAction::Chdir);
     }
-    let mut attr = SpawnAttr::new()?;
-    attr.configure(req)?;
-    let pid = spawn_first(req, candidates, &mut fds, &mut attr)?;
+    let pid = if req.credentials.is_empty() {
+        let mut actions =
+            FileActions::from_plan(&fds.actions, req.cwd.as_deref(), Features::get())?;
+        let mut attr = SpawnAttr::new()?;
+        attr.configure(req)?;
+        spawn_first(req, candidates, &mut actions, &mut attr)?
+    } else {
+        // posix_spawn cannot set a umask or change credentials.
+        crate::clone_spawn::spawn(req, candidates, &fds.actions)?
+    };
     // The child's ends of the pipes close here, in the parent.
     drop(fds);
     let child = Child::watch(pid)?;
@@ -499,7 +560,7 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
 }
 
 extern "C" {
-    static environ: *const *const c_char;
+    pub(crate) static environ: *const *const c_char;
 }
 
 #[cfg(test)]
@@ -520,6 +581,7 @@ mod tests {
             process_group: None,
             restore_signals: true,
             pipe_size: None,
+            credentials: Credentials::default(),
         }
     }
 

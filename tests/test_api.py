@@ -143,3 +143,15 @@ def test_extra_info_subprocess_is_popen_shaped() -> None:
         return running, code, await proc.wait()
 
     assert IMPLS["fastspawn"].run(main()) == (None, -9, -9)
+
+
+def test_what_runs_natively_and_what_is_delegated() -> None:
+    from fastspawn._options import plan_native
+
+    def native(**kwargs: object) -> bool:
+        return plan_native(["true"], False, None, None, None, dict(kwargs)) is not None
+
+    assert native(cwd="/", env={}, close_fds=True, pass_fds=(), start_new_session=True, restore_signals=False)
+    assert native(umask=0o22, user=0, group=0, extra_groups=[0])
+    assert not native(preexec_fn=lambda: None)
+    assert not native(no_such_keyword=1)

@@ -77,6 +77,20 @@ CASES: dict[str, Callable[[], Any]] = {
     "startupinfo": exec_("true", startupinfo=object()),
     "creationflags": exec_("true", creationflags=1),
     "negative pass_fds": exec_("true", pass_fds=(-1,)),
+    "unknown user": exec_("true", user="no-such-user-xyz"),
+    "negative user": exec_("true", user=-1),
+    "float user": exec_("true", user=1.5),
+    "unknown group": exec_("true", group="no-such-group-xyz"),
+    "negative group": exec_("true", group=-2),
+    "float group": exec_("true", group=1.5),
+    "extra_groups string": exec_("true", extra_groups="abc"),
+    "extra_groups float": exec_("true", extra_groups=[1.5]),
+    "extra_groups negative": exec_("true", extra_groups=[-3]),
+    "str umask": exec_("true", umask="022"),
+    "float umask": exec_("true", umask=0.5),
+    "missing program, with umask": exec_("no-such-program-xyz", umask=0o22),
+    "missing cwd, with umask": exec_("true", cwd="/nonexistent-dir", umask=0o22),
+    "not executable, with user": exec_("/etc/hostname", user=0),
 }
 
 

@@ -35,9 +35,12 @@ def test_no_fd_or_zombie_after_200_spawns_including_failures(impl: Impl) -> None
                 continue
             if i % 4 == 2:
                 with pytest.raises(FileNotFoundError):
-                    await asyncio.create_subprocess_exec("true", cwd="/no/such/dir", stdout=PIPE)
+                    extra = {"umask": 0o022} if i % 8 == 2 else {}
+                    await asyncio.create_subprocess_exec("true", cwd="/no/such/dir", stdout=PIPE, **extra)
                 continue
-            proc = await asyncio.create_subprocess_exec("echo", str(i), stdin=PIPE, stdout=PIPE, stderr=PIPE)
+            # Every other successful spawn takes the clone path (a umask), the rest posix_spawn.
+            extra = {"umask": 0o022} if i % 4 == 1 else {}
+            proc = await asyncio.create_subprocess_exec("echo", str(i), stdin=PIPE, stdout=PIPE, stderr=PIPE, **extra)
             out, _ = await proc.communicate()
             assert out == f"{i}\n".encode()
 

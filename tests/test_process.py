@@ -12,7 +12,7 @@ from asyncio.subprocess import DEVNULL, PIPE, STDOUT
 
 import pytest
 
-from conftest import PY, Impl
+from conftest import IMPLS, PY, Impl
 
 EDGE_SIZES = [0, 1, 65535, 65536, 65537, 1_000_000]
 
@@ -325,7 +325,7 @@ def test_restore_signals(impl: Impl, restore: bool) -> None:
     assert sigpipe_ignored is (not restore)
 
 
-def test_umask_is_delegated_and_honoured(impl: Impl) -> None:
+def test_umask_is_honoured(impl: Impl) -> None:
     async def main() -> bytes:
         proc = await asyncio.create_subprocess_shell("umask", stdout=PIPE, umask=0o027)
         out, _ = await proc.communicate()
@@ -500,3 +500,26 @@ def test_custom_protocol_subclass_gets_data_through_its_own_methods(impl: Impl) 
 
     assert impl.run(main()) == b"spied\n"
     assert b"".join(seen) == b"spied\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing credentials needs root")
+@pytest.mark.parametrize(
+    "creds",
+    [
+        {"user": "nobody"},
+        {"user": 65534, "group": 65534},
+        {"group": "nogroup", "extra_groups": []},
+        {"user": 65534, "group": 65534, "extra_groups": [65534, 1]},
+        {"extra_groups": ["daemon"], "umask": 0o077},
+    ],
+    ids=lambda c: ",".join(c),
+)
+def test_user_group_extra_groups(impl: Impl, creds: dict[str, object]) -> None:
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_shell("id -u; id -g; id -G; umask", stdout=PIPE, **creds)
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        return out
+
+    expected = IMPLS["asyncio"].run(main())
+    assert impl.run(main()) == expected

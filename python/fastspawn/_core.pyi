@@ -162,6 +162,10 @@ def spawn(
     pipe_size: Optional[int],
     program_name: object,
     cwd_name: object,
+    umask: Optional[int] = None,
+    groups: Optional[list[int]] = None,
+    gid: Optional[int] = None,
+    uid: Optional[int] = None,
 ) -> tuple[Child, Optional[WritePipe], Optional[ReadPipe], Optional[ReadPipe]]:
     """Starts ``argv`` with posix_spawn, never copying this process's address space.
 
@@ -171,6 +175,9 @@ def spawn(
     only: same as stdout), -3 (/dev/null) or an open descriptor. ``close_fds`` closes
     every descriptor but 0-2 and ``pass_fds`` in the child; ``restore_signals`` resets
     SIGPIPE and SIGXFSZ; ``pipe_size`` sets the capacity of the pipes created.
+    ``umask``, ``groups`` (setgroups), ``gid`` (setregid), ``uid`` (setreuid) are
+    applied in the child; with any of them set the child is started with
+    ``clone(CLONE_VM|CLONE_VFORK)`` instead of posix_spawn (still no copy of memory).
 
     Errors are ``OSError`` subclasses named after ``program_name`` (exec failures) or
     ``cwd_name`` (cwd failures), as ``subprocess`` names them; ValueError for an

@@ -9,6 +9,7 @@ standard library does — an option is never silently ignored.
 
 from __future__ import annotations
 
+import operator
 import os
 import subprocess
 import sys
@@ -28,6 +29,11 @@ NATIVE_OPTIONS: dict[str, Any] = {
     "env": None,
     "restore_signals": True,
     "start_new_session": False,
+    # These four take the core's clone path: posix_spawn cannot express them.
+    "user": None,
+    "group": None,
+    "extra_groups": None,
+    "umask": -1,
 }
 if sys.version_info >= (3, 10):
     NATIVE_OPTIONS["pipesize"] = -1
@@ -37,10 +43,6 @@ if sys.version_info >= (3, 11):
 # Popen keywords that posix_spawn cannot express; any value but the default delegates.
 DELEGATED_OPTIONS: dict[str, Any] = {
     "preexec_fn": None,  # arbitrary Python code between fork and exec
-    "user": None,  # setreuid in the child
-    "group": None,  # setregid in the child
-    "extra_groups": None,  # setgroups in the child
-    "umask": -1,  # umask in the child
     "startupinfo": None,  # Windows only: Popen raises
     "creationflags": 0,  # Windows only: Popen raises
 }
@@ -70,6 +72,10 @@ class NativeSpawn(NamedTuple):
     pipe_size: Optional[int]
     program_name: object
     cwd_name: object
+    umask: Optional[int]
+    groups: Optional[list[int]]
+    gid: Optional[int]
+    uid: Optional[int]
 
 
 def _stdio(value: Any) -> Optional[int]:
@@ -91,6 +97,53 @@ def _env_list(env: Any) -> list[bytes]:
     return env_list
 
 
+def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[list[int]], Optional[int], Optional[int]]:
+    """``(groups, gid, uid)`` exactly as ``subprocess.Popen.__init__`` works them out,
+    with its errors, in its order."""
+    gids: Optional[list[int]] = None
+    if extra_groups is not None:
+        if isinstance(extra_groups, str):
+            raise ValueError("Groups must be a list, not a string")
+        gids = []
+        for extra_group in extra_groups:
+            if isinstance(extra_group, str):
+                import grp
+
+                gids.append(grp.getgrnam(extra_group).gr_gid)
+            elif isinstance(extra_group, int):
+                gids.append(extra_group)
+            else:
+                raise TypeError(f"Items in extra_groups must be a string or integer, not {type(extra_group)}")
+        for gid_check in gids:
+            if gid_check < 0:
+                raise ValueError(f"Group ID cannot be negative, got {gid_check}")
+    gid: Optional[int] = None
+    if group is not None:
+        if isinstance(group, str):
+            import grp
+
+            gid = grp.getgrnam(group).gr_gid
+        elif isinstance(group, int):
+            gid = group
+        else:
+            raise TypeError(f"Group must be a string or an integer, not {type(group)}")
+        if gid < 0:
+            raise ValueError(f"Group ID cannot be negative, got {gid}")
+    uid: Optional[int] = None
+    if user is not None:
+        if isinstance(user, str):
+            import pwd
+
+            uid = pwd.getpwnam(user).pw_uid
+        elif isinstance(user, int):
+            uid = user
+        else:
+            raise TypeError("User must be a string or an integer")
+        if uid < 0:
+            raise ValueError(f"User ID cannot be negative, got {uid}")
+    return gids, gid, uid
+
+
 def plan_native(
     args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
 ) -> Optional[NativeSpawn]:
@@ -104,14 +157,18 @@ def plan_native(
         elif name not in DELEGATED_OPTIONS or value != DELEGATED_OPTIONS[name]:
             # A delegated option, or an unknown keyword (Popen raises TypeError for it).
             return None
+    groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
+    umask = operator.index(options["umask"])
     cwd = options["cwd"]
     close_fds = bool(options["close_fds"])
     pass_fds = options["pass_fds"]
     if pass_fds and not close_fds:
         warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=4)
         close_fds = True
-    if (cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS):
-        # This libc lacks the posix_spawn extension the option needs.
+    clone_path = umask >= 0 or groups is not None or gid is not None or uid is not None
+    if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS)):
+        # This libc lacks the posix_spawn extension the option needs (the clone path
+        # does these itself).
         return None
 
     # Popen's normalisation of args (subprocess._execute_child).
@@ -156,6 +213,10 @@ def plan_native(
         pipe_size=int(pipesize) if pipesize > 0 else None,
         program_name=executable,
         cwd_name=cwd,
+        umask=umask if umask >= 0 else None,
+        groups=groups,
+        gid=gid,
+        uid=uid,
     )
 
 

@@ -11,7 +11,7 @@ use pyo3::types::PyBytes;
 use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
 use crate::child;
 use crate::pipe;
-use crate::spawn::{self as spawner, SpawnError, SpawnRequest, Stdio};
+use crate::spawn::{self as spawner, Credentials, SpawnError, SpawnRequest, Stdio};
 use crate::sys::{fd_flags, strerror};
 
 /// `subprocess.PIPE`, `STDOUT`, `DEVNULL`.
@@ -208,6 +208,7 @@ impl WritePipe {
 #[pyo3(signature = (
     program, argv, env, cwd, stdin, stdout, stderr, close_fds, pass_fds,
     start_new_session, process_group, restore_signals, pipe_size, program_name, cwd_name,
+    umask=None, groups=None, gid=None, uid=None,
 ))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn spawn(
@@ -227,6 +228,10 @@ fn spawn(
     pipe_size: Option<usize>,
     program_name: Py<PyAny>,
     cwd_name: Py<PyAny>,
+    umask: Option<u32>,
+    groups: Option<Vec<u32>>,
+    gid: Option<u32>,
+    uid: Option<u32>,
 ) -> PyResult<(
     PyChild,
     Option<WritePipe>,
@@ -247,6 +252,12 @@ fn spawn(
         process_group,
         restore_signals,
         pipe_size,
+        credentials: Credentials {
+            umask,
+            groups,
+            gid,
+            uid,
+        },
     };
     // PATH is read while the GIL keeps Python code from changing the environment.
     let candidates = spawner::exec_candidates(&req);
