@@ -68,10 +68,10 @@ unsafe fn fail(plan: &ChildPlan, stage: u8, errno: c_int) -> ! {
     }
 }
 
+/// This thread's errno, read directly (async-signal-safe).
 fn errno() -> c_int {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
 }
 
 /// Closes `[low, high]`, with `close_range` or one by one where it is missing.
