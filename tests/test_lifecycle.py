@@ -137,12 +137,15 @@ def test_wait_returns_on_exit_while_grandchild_holds_stdout(fs: Impl) -> None:
     assert elapsed < 10
 
 
-def test_spawn_from_loops_in_other_threads(impl: Impl) -> None:
+@pytest.mark.parametrize("path", ["posix_spawn", "clone"])
+def test_spawn_from_loops_in_other_threads(impl: Impl, path: str) -> None:
     results: list[object] = []
+    # A umask sends fastspawn down its clone path; threads spawn concurrently on both.
+    extra = {"umask": 0o022} if path == "clone" else {}
 
     def worker(i: int) -> None:
         async def main() -> bytes:
-            procs = [await asyncio.create_subprocess_exec("echo", f"{i}-{j}", stdout=PIPE) for j in range(5)]
+            procs = [await asyncio.create_subprocess_exec("echo", f"{i}-{j}", stdout=PIPE, **extra) for j in range(5)]
             outs = [(await p.communicate())[0] for p in procs]
             return b"".join(outs)
 
