@@ -389,8 +389,6 @@ pub fn spawn(
 mod tests {
     use super::*;
     use crate::spawn::{exec_candidates, spawn as spawn_request, Credentials, Stdio};
-    use std::io::Read;
-    use std::os::fd::{AsFd, OwnedFd};
 
     fn request(script: &str) -> SpawnRequest {
         SpawnRequest {
@@ -416,20 +414,8 @@ mod tests {
     }
 
     fn output(req: &SpawnRequest) -> (i32, String) {
-        let mut spawned =
-            spawn_request(req, &exec_candidates(req)).unwrap_or_else(|e| panic!("{e:?}"));
-        let pipe = spawned.stdout.take().unwrap();
-        crate::sys::set_nonblocking(pipe.as_fd(), false).unwrap();
-        let fd: OwnedFd = pipe.as_fd().try_clone_to_owned().unwrap();
-        drop(pipe);
-        let mut out = String::new();
-        std::fs::File::from(fd).read_to_string(&mut out).unwrap();
-        loop {
-            if let Some(code) = spawned.child.try_wait().unwrap() {
-                return (code, out);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        let (code, out) = crate::spawn::tests::run(req);
+        (code, String::from_utf8(out).unwrap())
     }
 
     #[test]

@@ -564,7 +564,7 @@ extern "C" {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
 
@@ -585,7 +585,8 @@ mod tests {
         }
     }
 
-    fn run(req: &SpawnRequest) -> (i32, Vec<u8>) {
+    /// Spawns `req`, reads its stdout (if piped) to EOF and waits: `(returncode, output)`.
+    pub(crate) fn run(req: &SpawnRequest) -> (i32, Vec<u8>) {
         let mut spawned = spawn(req, &exec_candidates(req)).unwrap_or_else(|e| panic!("{e:?}"));
         let mut out = Vec::new();
         if let Some(pipe) = spawned.stdout.take() {

@@ -147,13 +147,8 @@ class StreamReader(asyncio.StreamReader):
         return _core.LineIter(self, self._buffer, self._limit)
 
     def __anext__(self) -> Awaitable[bytes]:  # type: ignore[override]
-        if self._exception is None:
-            ready = self._buffer.next_line(self._limit)
-            if ready is not None:
-                if self._paused:
-                    self._maybe_resume_transport()  # type: ignore[attr-defined]
-                return ready  # type: ignore[no-any-return]
-        return self._anext_slow()
+        # One step of the same Rust iterator `async for` uses, for direct callers.
+        return self.__aiter__().__anext__()  # type: ignore[no-any-return]
 
     async def _anext_slow(self) -> bytes:
         line = await self.readline()

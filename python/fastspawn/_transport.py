@@ -99,7 +99,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._exit_fd: Optional[int] = None
         self._exit_waiters: Optional[list[asyncio.Future[int]]] = []
         self._pipes: dict[int, _PipeProtocol] = {}
-        self._readers: list[ReadPipeTransport] = []
         if stdin is not None:
             proto = _PipeProtocol(self, 0)
             writer = WritePipeTransport(loop, stdin, proto)
@@ -111,7 +110,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 reader = ReadPipeTransport(loop, pipe, proto)
                 proto.connection_made(reader)
                 self._pipes[fd] = proto
-                self._readers.append(reader)
 
     def connect(self) -> None:
         """Calls ``protocol.connection_made`` and starts watching exit and pipes.
