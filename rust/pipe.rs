@@ -14,9 +14,6 @@ use crate::sys::{cvt, retry_eintr, set_nonblocking};
 /// (`/proc/sys/fs/pipe-max-size`); growing is best effort and stops at the first refusal.
 pub const GROWN_PIPE_SIZE: usize = 1 << 20;
 
-/// Read size used when the pipe reports nothing available (EOF or spurious wake-up).
-const SMALL_READ: usize = 4096;
-
 /// A new pipe, both ends close-on-exec: `(read end, write end)`.
 pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -122,12 +119,12 @@ impl ReadPipe {
 
     /// Reads what is there, at most `max` bytes, appending to `out` without
     /// initialising the space first; see [`read_nonblocking`].
+    ///
+    /// Room for `max` bytes is reserved without asking the pipe how much it holds
+    /// (`FIONREAD` takes the pipe's lock, and contends with a writer copying in); the
+    /// pages a short read leaves untouched cost address space, not memory.
     pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
-        let want = match self.ready_len(max)? {
-            // EOF or a spurious wake-up: a small read tells which.
-            0 => max.min(SMALL_READ),
-            n => n,
-        };
+        let want = max;
         out.reserve(want);
         let spare = out.spare_capacity_mut();
         // SAFETY: `spare` has room for at least `want` bytes after the reserve above.

@@ -389,6 +389,71 @@ def test_reader_pauses_and_memory_stays_capped(impl: Impl) -> None:
     assert total == 10_000_000
 
 
+@pytest.mark.parametrize("how", ["read", "readexactly", "lines", "read_to_eof"])
+def test_fast_child_does_not_starve_other_tasks(impl: Impl, how: str) -> None:
+    # fastspawn's reader may read the pipe itself instead of waiting for the loop while
+    # the child keeps it full; it must still let other tasks run regularly, as asyncio's
+    # reader does (which yields whenever its buffer is empty).
+    size = 64 << 20
+    argv = ["head", "-c", str(size), "/dev/zero"] if how != "lines" else ["yes", "0123456789abcdef"]
+
+    async def main() -> tuple[int, int]:
+        ticks = 0
+        since_tick = 0
+        worst = 0
+
+        async def ticker() -> None:
+            nonlocal ticks, since_tick
+            while True:
+                ticks += 1
+                since_tick = 0
+                await asyncio.sleep(0)
+
+        def took(n: int) -> None:
+            nonlocal since_tick, worst
+            since_tick += n
+            worst = max(worst, since_tick)
+
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
+        assert proc.stdout is not None
+        task = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        total = 0
+        try:
+            if how == "read":
+                while chunk := await proc.stdout.read(65536):
+                    took(len(chunk))
+                    total += len(chunk)
+            elif how == "readexactly":
+                for _ in range(size // 100_000):
+                    took(len(await proc.stdout.readexactly(100_000)))
+                    total += 100_000
+            elif how == "lines":
+                async for line in proc.stdout:
+                    took(len(line))
+                    total += len(line)
+                    if total >= size:
+                        break
+            else:
+                # The reader collects to EOF itself: the ticker must run while it does.
+                data = await proc.stdout.read()
+                total = len(data)
+        finally:
+            if proc.returncode is None and how == "lines":
+                proc.kill()
+            await proc.wait()
+            task.cancel()
+        return ticks, worst, total
+
+    ticks, worst, total = impl.run(main())
+    assert total >= size - 100_000
+    # Without yielding, the ticker would have run once and a reader would take it all.
+    assert ticks > 16
+    # Stock asyncio's reader takes at most its buffer (2 * limit plus one 256 KiB read)
+    # between yields; fastspawn's also its eager budget (1 MiB) and one read.
+    assert worst <= 4 << 20
+
+
 def test_broken_stdin_pipe(impl: Impl) -> None:
     async def main() -> None:
         proc = await asyncio.create_subprocess_exec("true", stdin=PIPE)

@@ -128,31 +128,48 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         if not self._closing and not self._paused:
             self._loop.add_reader(self._fileno, self._read_ready)
 
-    def _read_ready(self) -> None:
+    def attach_sink(self, reader: StreamReader) -> None:
+        """Reads go straight into ``reader`` from now on (the protocol in between would
+        only pass the data on), and ``reader`` may read the pipe itself while it waits."""
+        self.sink = reader
+        reader._pipe_reader = self.read_into_sink
+
+    def read_into_sink(self) -> int:
+        """One read into the sink now, outside the loop's readiness callback: the count
+        read, 0 when nothing was there, at EOF (handled as the loop would) or when the
+        transport is paused or closing."""
+        if self._paused or self._closing:
+            return 0
+        return self._read_ready()
+
+    def _read_ready(self) -> int:
         pipe = self._pipe
         if pipe is None:
-            return
+            return 0
         sink = self.sink
         try:
             if sink is not None:
                 got = sink._feed_from_pipe(pipe)
-                if got is None or got:
-                    return
+                if got is None:
+                    return 0
+                if got:
+                    return got
             else:
                 data = pipe.read(MAX_READ)
                 if data is None:
-                    return
+                    return 0
                 if data:
                     self._protocol.data_received(data)
-                    return
+                    return len(data)
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on pipe transport")
-            return
+            return 0
         # EOF.
         self._closing = True
         self._loop.remove_reader(self._fileno)
         self._loop.call_soon(self._protocol.eof_received)
         self._loop.call_soon(self._call_connection_lost, None)
+        return 0
 
     def is_reading(self) -> bool:
         return not self._paused and not self._closing

@@ -17,7 +17,7 @@ use, so ``readline``, ``readuntil`` and their errors (``LimitOverrunError``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Optional, SupportsIndex
 
 from . import _core
@@ -26,12 +26,17 @@ __all__ = ["StreamReader", "SubprocessStreamProtocol", "iter_lines"]
 
 # Lines handed out per iter_lines batch, at most (in bytes, roughly).
 BATCH_BYTES = 1 << 20
-# Largest single read from a pipe into the buffer. Small reads keep the copy destination
-# cache-warm: 64 KiB read 1.15-1.7 GB/s here where 256 KiB and 1 MiB reads managed
-# 0.7-1.1 GB/s (bench workload 5, same machine, alternating runs).
+# Largest single read from a pipe into the buffer. With the eager reads below, 64 KiB,
+# 256 KiB and 1 MiB reads measured the same within noise (bench workload 5, alternating
+# runs); the smallest keeps the buffer's overshoot past the pause threshold smallest.
 MAX_READ = 1 << 16
 # Largest single read while read() collects to EOF (a grown pipe holds 1 MiB).
 MAX_SLURP_READ = 1 << 20
+# A reader that runs out of buffered data while its last pipe read found data reads
+# the pipe itself instead of waiting a loop iteration for the readiness callback. It
+# takes at most this much that way before it waits on the loop again, so a fast child
+# cannot starve the loop's other tasks.
+EAGER_BYTES = 1 << 20
 
 
 class StreamReader(asyncio.StreamReader):
@@ -49,6 +54,11 @@ class StreamReader(asyncio.StreamReader):
         self._buffer = _core.StreamBuffer()
         # Set while read() collects to EOF: feed_data appends straight into it.
         self._slurp: Optional[_core.BytesBuilder] = None
+        # Set by a pipe transport that feeds this reader directly: one read now.
+        self._pipe_reader: Optional[Callable[[], int]] = None
+        # The last pipe read found data, so more may be waiting.
+        self._pipe_has_more = False
+        self._eager_left = EAGER_BYTES
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
         assert not self._eof, "feed_data after feed_eof"
@@ -71,11 +81,33 @@ class StreamReader(asyncio.StreamReader):
         assert not self._eof, "feed_data after feed_eof"
         slurp = self._slurp
         if slurp is not None:
-            return slurp.read_from(pipe, MAX_SLURP_READ)
+            got: Optional[int] = slurp.read_from(pipe, MAX_SLURP_READ)
+            self._pipe_has_more = bool(got)
+            return got
         n: Optional[int] = self._buffer.read_from(pipe, MAX_READ)
+        self._pipe_has_more = bool(n)
         if n:
             self._fed()
         return n
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # While the child writes faster than we read, skip the trip through the loop:
+        # the pipe is read here, as the readiness callback would have read it.
+        read_pipe = self._pipe_reader
+        if (
+            read_pipe is not None
+            and self._pipe_has_more
+            and self._eager_left > 0
+            and self._waiter is None  # type: ignore[attr-defined]
+            and not self._paused
+            and self._exception is None
+        ):
+            got = read_pipe()
+            if got:
+                self._eager_left -= got
+                return
+        await super()._wait_for_data(func_name)  # type: ignore[misc]
+        self._eager_left = EAGER_BYTES
 
     def _fed(self) -> None:
         """After data was added to the buffer: wake the reader, pause if over the limit."""
@@ -97,7 +129,7 @@ class StreamReader(asyncio.StreamReader):
         if n < 0:
             return await self._read_to_eof()
         if not self._buffer and not self._eof:
-            await self._wait_for_data("read")  # type: ignore[attr-defined]
+            await self._wait_for_data("read")
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]
         return data
@@ -110,7 +142,7 @@ class StreamReader(asyncio.StreamReader):
             while not self._eof:
                 if self._exception is not None:
                     raise self._exception
-                await self._wait_for_data("read")  # type: ignore[attr-defined]
+                await self._wait_for_data("read")
             if self._exception is not None:
                 raise self._exception
         except BaseException:
@@ -137,7 +169,7 @@ class StreamReader(asyncio.StreamReader):
                 incomplete = bytes(self._buffer)
                 self._buffer.clear()
                 raise asyncio.IncompleteReadError(incomplete, n)
-            await self._wait_for_data("readexactly")  # type: ignore[attr-defined]
+            await self._wait_for_data("readexactly")
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]
         return data

@@ -132,7 +132,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             for fd, reader in ((1, protocol.stdout), (2, protocol.stderr)):
                 pipe = self.get_pipe_transport(fd)
                 if type(reader) is StreamReader and isinstance(pipe, ReadPipeTransport):
-                    pipe.sink = reader
+                    pipe.attach_sink(reader)
         for proto in self._pipes.values():
             pipe = proto.pipe
             assert pipe is not None
