@@ -58,6 +58,9 @@ class ReadPipe:
     def closed(self) -> bool: ...
     def read(self, max: int) -> Optional[bytes]:
         """At most ``max`` bytes; ``b""`` at EOF; None when nothing is there yet."""
+    def read_at_most(self, max: int) -> Optional[bytes]:
+        """Like ``read``, read straight into a new bytes object shrunk in place (one
+        copy, no ``FIONREAD``); ``max`` must be positive."""
     def close(self) -> None: ...
 
 @final

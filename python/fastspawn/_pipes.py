@@ -132,7 +132,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         """Reads go straight into ``reader`` from now on (the protocol in between would
         only pass the data on), and ``reader`` may read the pipe itself while it waits."""
         self.sink = reader
-        reader._pipe_reader = self.read_into_sink
+        reader._pipe_transport = self
 
     def read_into_sink(self) -> int:
         """One read into the sink now, outside the loop's readiness callback: the count
@@ -141,6 +141,25 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         if self._paused or self._closing:
             return 0
         return self._read_ready()
+
+    def read_direct(self, n: int) -> Optional[bytes]:
+        """Up to ``n`` bytes read now and handed to the sink's caller instead of through
+        its (empty) buffer: None when nothing was there, at EOF (handled as the loop
+        would) or when the transport is paused or closing."""
+        pipe = self._pipe
+        if self._paused or self._closing or pipe is None:
+            return None
+        try:
+            data = pipe.read_at_most(n)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on pipe transport")
+            return None
+        if data is None:
+            return None
+        if data:
+            return data
+        self._at_eof()
+        return None
 
     def _read_ready(self) -> int:
         pipe = self._pipe
@@ -164,12 +183,14 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on pipe transport")
             return 0
-        # EOF.
+        self._at_eof()
+        return 0
+
+    def _at_eof(self) -> None:
         self._closing = True
         self._loop.remove_reader(self._fileno)
         self._loop.call_soon(self._protocol.eof_received)
         self._loop.call_soon(self._call_connection_lost, None)
-        return 0
 
     def is_reading(self) -> bool:
         return not self._paused and not self._closing

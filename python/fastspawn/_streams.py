@@ -17,8 +17,8 @@ use, so ``readline``, ``readuntil`` and their errors (``LimitOverrunError``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Optional, SupportsIndex
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any, Optional, Protocol, SupportsIndex
 
 from . import _core
 
@@ -39,6 +39,14 @@ MAX_SLURP_READ = 1 << 20
 EAGER_BYTES = 1 << 20
 
 
+class _PipeSource(Protocol):
+    """What a reader needs of the pipe transport feeding it (``_pipes.ReadPipeTransport``)."""
+
+    def read_into_sink(self) -> int: ...
+
+    def read_direct(self, n: int) -> Optional[bytes]: ...
+
+
 class StreamReader(asyncio.StreamReader):
     """``asyncio.StreamReader`` with the same API and semantics, buffered in Rust."""
 
@@ -54,8 +62,8 @@ class StreamReader(asyncio.StreamReader):
         self._buffer = _core.StreamBuffer()
         # Set while read() collects to EOF: feed_data appends straight into it.
         self._slurp: Optional[_core.BytesBuilder] = None
-        # Set by a pipe transport that feeds this reader directly: one read now.
-        self._pipe_reader: Optional[Callable[[], int]] = None
+        # Set by a pipe transport that feeds this reader directly.
+        self._pipe_transport: Optional[_PipeSource] = None
         # The last pipe read found data, so more may be waiting.
         self._pipe_has_more = False
         self._eager_left = EAGER_BYTES
@@ -90,19 +98,26 @@ class StreamReader(asyncio.StreamReader):
             self._fed()
         return n
 
-    async def _wait_for_data(self, func_name: str) -> None:
-        # While the child writes faster than we read, skip the trip through the loop:
-        # the pipe is read here, as the readiness callback would have read it.
-        read_pipe = self._pipe_reader
+    def _eager_source(self) -> Optional[_PipeSource]:
+        """The pipe to read now instead of waiting for the loop, if reading it eagerly is
+        allowed: the last read found data, the eager budget is not spent, and waiting
+        would neither raise nor have to resume a paused transport."""
         if (
-            read_pipe is not None
-            and self._pipe_has_more
+            self._pipe_has_more
             and self._eager_left > 0
             and self._waiter is None  # type: ignore[attr-defined]
             and not self._paused
             and self._exception is None
         ):
-            got = read_pipe()
+            return self._pipe_transport
+        return None
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        # While the child writes faster than we read, skip the trip through the loop:
+        # the pipe is read here, as the readiness callback would have read it.
+        source = self._eager_source()
+        if source is not None:
+            got = source.read_into_sink()
             if got:
                 self._eager_left -= got
                 return
@@ -129,6 +144,14 @@ class StreamReader(asyncio.StreamReader):
         if n < 0:
             return await self._read_to_eof()
         if not self._buffer and not self._eof:
+            # Nothing buffered: a pipe read straight into the bytes returned, when the
+            # pipe may be read eagerly (see _wait_for_data), saves the copy through it.
+            source = self._eager_source()
+            if source is not None:
+                direct = source.read_direct(n)
+                if direct:
+                    self._eager_left -= len(direct)
+                    return direct
             await self._wait_for_data("read")
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]

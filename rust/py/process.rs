@@ -8,7 +8,9 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use super::{
+    bytes_buffer_mut, closed_pipe, os_error, resize_unshared_bytes, uninit_bytes, SMALL_READ,
+};
 use crate::child;
 use crate::pipe;
 use crate::spawn::{self as spawner, Credentials, SpawnError, SpawnRequest, Stdio};
@@ -141,6 +143,32 @@ impl ReadPipe {
         match got {
             Some(n) if n == ready => Ok(Some(bytes)),
             Some(n) => Ok(Some(PyBytes::new(py, &bytes.as_bytes()[..n]))),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `max` bytes read straight into a new bytes object, shrunk in place to what
+    /// was read: `b""` at EOF, `None` when nothing is there yet. One copy (the kernel's)
+    /// and no `FIONREAD` (which contends for the pipe's lock with a writer), for a
+    /// reader that wants at most `max` bytes now.
+    fn read_at_most<'py>(
+        &mut self,
+        py: Python<'py>,
+        max: usize,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
+        if max == 0 {
+            // A 0-byte read could not tell EOF from "nothing yet".
+            return Err(PyValueError::new_err("max must be positive"));
+        }
+        let bytes = uninit_bytes(py, max)?;
+        // SAFETY: `bytes` was just created and is not yet visible to Python code.
+        let got = pipe
+            .read(unsafe { bytes_buffer_mut(&bytes) })
+            .map_err(|e| os_error(&e))?;
+        match got {
+            Some(n) if n == max => Ok(Some(bytes)),
+            Some(n) => resize_unshared_bytes(bytes, n).map(Some),
             None => Ok(None),
         }
     }

@@ -1,13 +1,15 @@
 //! The buffer behind fastspawn's `StreamReader` (`StreamBuffer`), its line iterator
 //! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in place.
 
-use pyo3::exceptions::{PyIndexError, PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
 use super::process::ReadPipe;
 use super::ready::ready;
-use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use super::{
+    bytes_buffer_mut, closed_pipe, os_error, resize_unshared_bytes, uninit_bytes, SMALL_READ,
+};
 use crate::buffer::ByteQueue;
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
@@ -291,16 +293,6 @@ impl LineIter {
     }
 }
 
-extern "C" {
-    /// CPython's in-place resize of a bytes object it owns alone (exported by every
-    /// CPython, though outside the limited API). Large buffers are realloc'd, which
-    /// glibc does with mremap: no copy, no second resident copy.
-    fn _PyBytes_Resize(
-        bytes: *mut *mut pyo3::ffi::PyObject,
-        newsize: pyo3::ffi::Py_ssize_t,
-    ) -> libc::c_int;
-}
-
 /// Builds one `bytes` object of unknown final size by appending, growing it in place,
 /// so collecting N bytes costs about N of memory rather than the 2N of a join.
 #[pyclass(module = "fastspawn._core")]
@@ -336,23 +328,17 @@ impl BytesBuilder {
             self.bytes = Some(uninit_bytes(py, size)?.unbind());
             return Ok(());
         };
-        let mut ptr = bytes.into_ptr();
-        let size = pyo3::ffi::Py_ssize_t::try_from(size).map_err(|_| PyMemoryError::new_err(()))?;
-        // SAFETY: `ptr` is an owned reference to a bytes object that nothing else
-        // references (we created it and never handed it out), as _PyBytes_Resize
-        // requires. On failure it releases the object and sets ptr to NULL.
-        let ret = unsafe { _PyBytes_Resize(&raw mut ptr, size) };
-        if ret != 0 {
-            self.len = 0;
-            return Err(PyErr::fetch(py));
+        // The builder's bytes object is referenced by the builder alone.
+        match resize_unshared_bytes(bytes.into_bound(py), size) {
+            Ok(bytes) => {
+                self.bytes = Some(bytes.unbind());
+                Ok(())
+            }
+            Err(e) => {
+                self.len = 0;
+                Err(e)
+            }
         }
-        // SAFETY: on success `ptr` is an owned reference to a bytes object.
-        self.bytes = Some(
-            unsafe { Bound::from_owned_ptr(py, ptr) }
-                .cast_into::<PyBytes>()?
-                .unbind(),
-        );
-        Ok(())
     }
 }
 
