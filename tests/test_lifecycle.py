@@ -238,3 +238,32 @@ def test_fallback_reaper_without_pidfd() -> None:
     result = run_script(FALLBACK_SCRIPT, FASTSPAWN_NO_PIDFD="1")
     assert result.stdout.strip() == "fallback ok", result.stderr
     assert result.stderr == ""
+
+
+def test_core_read_pipe_reads_report_nothing_data_and_eof() -> None:
+    # The core's two ways of reading a pipe into new bytes: None while nothing is there,
+    # the bytes (exactly what was written, at most `max`), then b"" at EOF.
+    from fastspawn import _core
+
+    r, w = os.pipe()
+    pipe = _core.ReadPipe(r)
+    try:
+        for read in (pipe.read, pipe.read_at_most):
+            assert read(10) is None
+            os.write(w, b"0123456789abc")
+            assert read(10) == b"0123456789"
+            assert read(10) == b"abc"
+            assert read(10) is None
+        with pytest.raises(ValueError, match="max must be positive"):
+            pipe.read_at_most(0)
+        os.close(w)
+        w = -1
+        assert pipe.read_at_most(10) == b""
+        assert pipe.read(10) == b""
+    finally:
+        pipe.close()
+        if w >= 0:
+            os.close(w)
+    assert pipe.closed
+    with pytest.raises(ValueError, match="closed pipe"):
+        pipe.read_at_most(1)
