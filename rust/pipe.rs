@@ -124,11 +124,10 @@ impl ReadPipe {
     /// (`FIONREAD` takes the pipe's lock, and contends with a writer copying in); the
     /// pages a short read leaves untouched cost address space, not memory.
     pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
-        let want = max;
-        out.reserve(want);
+        out.reserve(max);
         let spare = out.spare_capacity_mut();
-        // SAFETY: `spare` has room for at least `want` bytes after the reserve above.
-        let got = unsafe { read_raw(self.fd.as_fd(), spare.as_mut_ptr().cast(), want) }?;
+        // SAFETY: `spare` has room for at least `max` bytes after the reserve above.
+        let got = unsafe { read_raw(self.fd.as_fd(), spare.as_mut_ptr().cast(), max) }?;
         if let Some(n) = got {
             // SAFETY: read() initialised the first `n` bytes of the spare capacity.
             unsafe { out.set_len(out.len() + n) };

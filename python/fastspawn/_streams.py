@@ -152,6 +152,8 @@ class StreamReader(asyncio.StreamReader):
                 if direct:
                     self._eager_left -= len(direct)
                     return direct
+                # The pipe was just found empty (or at EOF): no second try while waiting.
+                self._pipe_has_more = False
             await self._wait_for_data("read")
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]
