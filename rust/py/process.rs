@@ -135,16 +135,7 @@ impl ReadPipe {
             };
         }
         // Large: read straight into the bytes object that is returned.
-        let bytes = uninit_bytes(py, ready)?;
-        // SAFETY: `bytes` was just created and is not yet visible to Python code.
-        let got = pipe
-            .read(unsafe { bytes_buffer_mut(&bytes) })
-            .map_err(|e| os_error(&e))?;
-        match got {
-            Some(n) if n == ready => Ok(Some(bytes)),
-            Some(n) => Ok(Some(PyBytes::new(py, &bytes.as_bytes()[..n]))),
-            None => Ok(None),
-        }
+        read_new_bytes(py, pipe, ready)
     }
 
     /// Up to `max` bytes read straight into a new bytes object, shrunk in place to what
@@ -161,20 +152,30 @@ impl ReadPipe {
             // A 0-byte read could not tell EOF from "nothing yet".
             return Err(PyValueError::new_err("max must be positive"));
         }
-        let bytes = uninit_bytes(py, max)?;
-        // SAFETY: `bytes` was just created and is not yet visible to Python code.
-        let got = pipe
-            .read(unsafe { bytes_buffer_mut(&bytes) })
-            .map_err(|e| os_error(&e))?;
-        match got {
-            Some(n) if n == max => Ok(Some(bytes)),
-            Some(n) => resize_unshared_bytes(bytes, n).map(Some),
-            None => Ok(None),
-        }
+        read_new_bytes(py, pipe, max)
     }
 
     fn close(&mut self) {
         self.0 = None;
+    }
+}
+
+/// One read of up to `len` (> 0) bytes into a new bytes object, shrunk in place to what
+/// was read: `b""` at EOF, `None` when nothing is there yet.
+fn read_new_bytes<'py>(
+    py: Python<'py>,
+    pipe: &mut pipe::ReadPipe,
+    len: usize,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let bytes = uninit_bytes(py, len)?;
+    // SAFETY: `bytes` was just created and is not yet visible to Python code.
+    let got = pipe
+        .read(unsafe { bytes_buffer_mut(&bytes) })
+        .map_err(|e| os_error(&e))?;
+    match got {
+        Some(n) if n == len => Ok(Some(bytes)),
+        Some(n) => resize_unshared_bytes(bytes, n).map(Some),
+        None => Ok(None),
     }
 }
 
