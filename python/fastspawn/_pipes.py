@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _core
 from ._streams import StreamReader
+from ._watcher import FdWatcher
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport"]
 
@@ -46,8 +47,10 @@ class _PipeTransportBase:
         loop: asyncio.AbstractEventLoop,
         pipe: Union[_core.ReadPipe, _core.WritePipe],
         protocol: asyncio.BaseProtocol,
+        watcher: FdWatcher,
     ) -> None:
         self._loop = loop
+        self._watcher = watcher
         self._pipe = pipe
         self._fileno = pipe.fileno()
         self._protocol = protocol
@@ -116,8 +119,10 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     _pipe: Optional[_core.ReadPipe]
     _protocol: asyncio.Protocol
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: _core.ReadPipe, protocol: asyncio.Protocol) -> None:
-        super().__init__(loop, pipe, protocol)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, pipe: _core.ReadPipe, protocol: asyncio.Protocol, watcher: FdWatcher
+    ) -> None:
+        super().__init__(loop, pipe, protocol, watcher)
         self._paused = False
         # A fastspawn StreamReader to read into directly, when the protocol in between
         # would only pass the data to it (set by the subprocess transport).
@@ -126,7 +131,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     def start(self) -> None:
         """Begins reading; called once the protocols are connected."""
         if not self._closing and not self._paused:
-            self._loop.add_reader(self._fileno, self._read_ready)
+            self._watcher.add_reader(self._fileno, self._read_ready)
 
     def attach_sink(self, reader: StreamReader) -> None:
         """Reads go straight into ``reader`` from now on (the protocol in between would
@@ -188,9 +193,16 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
 
     def _at_eof(self) -> None:
         self._closing = True
-        self._loop.remove_reader(self._fileno)
+        self._watcher.remove_reader(self._fileno)
         self._loop.call_soon(self._protocol.eof_received)
         self._loop.call_soon(self._call_connection_lost, None)
+        sink = self.sink
+        if sink is not None:
+            # The protocol would only pass this EOF on to the reader, from the
+            # connection_lost just scheduled: tell the reader now, so a task awaiting it
+            # resumes in the next loop iteration instead of the one after. (feed_eof is
+            # idempotent; the protocol's own call later changes nothing.)
+            sink.feed_eof()
 
     def is_reading(self) -> bool:
         return not self._paused and not self._closing
@@ -199,13 +211,13 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         if self._closing or self._paused:
             return
         self._paused = True
-        self._loop.remove_reader(self._fileno)
+        self._watcher.remove_reader(self._fileno)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.add_reader(self._fileno, self._read_ready)
+        self._watcher.add_reader(self._fileno, self._read_ready)
 
     def close(self) -> None:
         if not self._closing:
@@ -214,7 +226,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     def _close(self, exc: Optional[Exception]) -> None:
         self._closing = True
         if self._loop_usable():
-            self._loop.remove_reader(self._fileno)
+            self._watcher.remove_reader(self._fileno)
         self._schedule_connection_lost(exc)
 
 
@@ -223,8 +235,10 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
 
     _pipe: Optional[_core.WritePipe]
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: _core.WritePipe, protocol: asyncio.BaseProtocol) -> None:
-        super().__init__(loop, pipe, protocol)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, pipe: _core.WritePipe, protocol: asyncio.BaseProtocol, watcher: FdWatcher
+    ) -> None:
+        super().__init__(loop, pipe, protocol, watcher)
         self._conn_lost = 0
         self._protocol_paused = False
         self._high_water = DEFAULT_HIGH_WATER
@@ -233,7 +247,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
     def start(self) -> None:
         """Watches for the reader going away (the fd polls readable with EPOLLERR)."""
         if not self._closing:
-            self._loop.add_reader(self._fileno, self._read_ready)
+            self._watcher.add_reader(self._fileno, self._read_ready)
 
     def _read_ready(self) -> None:
         # The child closed its end of the pipe.
@@ -316,7 +330,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
             return
         if left:
             if was_empty:
-                self._loop.add_writer(self._fileno, self._write_ready)
+                self._watcher.add_writer(self._fileno, self._write_ready)
             self._maybe_pause_protocol()
 
     def _write_ready(self) -> None:
@@ -328,15 +342,15 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         except OSError as exc:
             pipe.discard()
             self._conn_lost += 1
-            self._loop.remove_writer(self._fileno)
+            self._watcher.remove_writer(self._fileno)
             self._fatal_error(exc, "Fatal write error on pipe transport")
             return
         if left:
             return
-        self._loop.remove_writer(self._fileno)
+        self._watcher.remove_writer(self._fileno)
         self._maybe_resume_protocol()
         if self._closing:
-            self._loop.remove_reader(self._fileno)
+            self._watcher.remove_reader(self._fileno)
             self._call_connection_lost(None)
 
     def can_write_eof(self) -> bool:
@@ -348,7 +362,7 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         self._closing = True
         if not self._pipe.buffered:
             if self._loop_usable():
-                self._loop.remove_reader(self._fileno)
+                self._watcher.remove_reader(self._fileno)
             self._schedule_connection_lost(None)
 
     def close(self) -> None:
@@ -363,8 +377,8 @@ class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
         pipe = self._pipe
         if self._loop_usable():
             if pipe is not None and pipe.buffered:
-                self._loop.remove_writer(self._fileno)
-            self._loop.remove_reader(self._fileno)
+                self._watcher.remove_writer(self._fileno)
+            self._watcher.remove_reader(self._fileno)
         if pipe is not None:
             pipe.discard()
         self._schedule_connection_lost(exc)

@@ -121,6 +121,9 @@ class StreamReader(asyncio.StreamReader):
             if got:
                 self._eager_left -= got
                 return
+            if self._eof:
+                # That read found EOF, and the transport passed it on at once.
+                return
         await super()._wait_for_data(func_name)  # type: ignore[misc]
         self._eager_left = EAGER_BYTES
 
@@ -154,7 +157,8 @@ class StreamReader(asyncio.StreamReader):
                     return direct
                 # The pipe was just found empty (or at EOF): no second try while waiting.
                 self._pipe_has_more = False
-            await self._wait_for_data("read")
+            if not self._eof:
+                await self._wait_for_data("read")
         data: bytes = self._buffer.take(n)
         self._maybe_resume_transport()  # type: ignore[attr-defined]
         return data

@@ -29,6 +29,7 @@ from . import _core
 from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
 from ._streams import StreamReader, SubprocessStreamProtocol
+from ._watcher import watcher_for
 
 __all__ = ["SubprocessTransport"]
 
@@ -99,15 +100,16 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._exit_fd: Optional[int] = None
         self._exit_waiters: Optional[list[asyncio.Future[int]]] = []
         self._pipes: dict[int, _PipeProtocol] = {}
+        self._watcher = watcher = watcher_for(loop)
         if stdin is not None:
             proto = _PipeProtocol(self, 0)
-            writer = WritePipeTransport(loop, stdin, proto)
+            writer = WritePipeTransport(loop, stdin, proto, watcher)
             proto.connection_made(writer)
             self._pipes[0] = proto
         for fd, pipe in ((1, stdout), (2, stderr)):
             if pipe is not None:
                 proto = _PipeProtocol(self, fd)
-                reader = ReadPipeTransport(loop, pipe, proto)
+                reader = ReadPipeTransport(loop, pipe, proto, watcher)
                 proto.connection_made(reader)
                 self._pipes[fd] = proto
 
@@ -123,7 +125,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         exit_fd = child.exit_fd
         assert exit_fd is not None
         self._exit_fd = exit_fd
-        loop.add_reader(exit_fd, self._exit_ready)
+        self._watcher.add_reader(exit_fd, self._exit_ready)
         if self._closed:
             return
         if type(protocol) is SubprocessStreamProtocol:
@@ -235,8 +237,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     def _forget_child(self) -> None:
         """Stops watching the exit fd and closes it; an unreaped child is then reaped by
         the core's reaper once the handle is dropped."""
-        if self._exit_fd is not None and self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._exit_fd)
+        if self._exit_fd is not None:
+            self._watcher.remove_reader(self._exit_fd)
         self._exit_fd = None
         self._child.close_exit_fd()
 
