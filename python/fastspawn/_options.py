@@ -144,12 +144,26 @@ def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[lis
     return gids, gid, uid
 
 
-def plan_native(
-    args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
-) -> Optional[NativeSpawn]:
-    """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
-    if subprocess.Popen is not _ORIGINAL_POPEN:
-        return None
+class _Options(NamedTuple):
+    """The keyword arguments of one spawn, converted as ``Popen`` converts them."""
+
+    executable: Any
+    env: Any
+    cwd: Any
+    close_fds: bool
+    pass_fds: Any
+    start_new_session: bool
+    process_group: Optional[int]
+    restore_signals: bool
+    pipe_size: Optional[int]
+    umask: Optional[int]
+    groups: Optional[list[int]]
+    gid: Optional[int]
+    uid: Optional[int]
+
+
+def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
+    """The options for these ``Popen`` keywords, or ``None`` to delegate."""
     options = dict(NATIVE_OPTIONS)
     for name, value in kwargs.items():
         if name in NATIVE_OPTIONS:
@@ -163,12 +177,46 @@ def plan_native(
     close_fds = bool(options["close_fds"])
     pass_fds = options["pass_fds"]
     if pass_fds and not close_fds:
-        warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=4)
+        warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=5)
         close_fds = True
     clone_path = umask >= 0 or groups is not None or gid is not None or uid is not None
     if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS)):
         # This libc lacks the posix_spawn extension the option needs (the clone path
         # does these itself).
+        return None
+    pipesize = options.get("pipesize", -1)
+    if pipesize is None:
+        pipesize = -1
+    process_group = options.get("process_group")
+    return _Options(
+        executable=options["executable"],
+        env=options["env"],
+        cwd=cwd,
+        close_fds=close_fds,
+        pass_fds=pass_fds,
+        start_new_session=bool(options["start_new_session"]),
+        process_group=None if process_group is None or process_group < 0 else int(process_group),
+        restore_signals=bool(options["restore_signals"]),
+        pipe_size=int(pipesize) if pipesize > 0 else None,
+        umask=umask if umask >= 0 else None,
+        groups=groups,
+        gid=gid,
+        uid=uid,
+    )
+
+
+# No keywords at all is the common case: converted once.
+_NO_OPTIONS = _convert_options({})
+
+
+def plan_native(
+    args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
+) -> Optional[NativeSpawn]:
+    """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
+    if subprocess.Popen is not _ORIGINAL_POPEN:
+        return None
+    options = _convert_options(kwargs) if kwargs else _NO_OPTIONS
+    if options is None:
         return None
 
     # Popen's normalisation of args (subprocess._execute_child).
@@ -180,7 +228,7 @@ def plan_native(
         args = [args]
     else:
         args = list(args)
-    executable = options["executable"]
+    executable = options.executable
     if shell:
         args = ["/bin/sh", "-c", *args]
         if executable:
@@ -188,35 +236,32 @@ def plan_native(
     if executable is None:
         executable = args[0]
 
-    fds_to_keep = sorted({int(fd) for fd in pass_fds})
+    fds_to_keep = sorted({int(fd) for fd in options.pass_fds}) if options.pass_fds else []
     if fds_to_keep and fds_to_keep[0] < 0:
         # _posixsubprocess's check.
         raise ValueError("bad value(s) in fds_to_keep")
-    pipesize = options.get("pipesize", -1)
-    if pipesize is None:
-        pipesize = -1
-    process_group = options.get("process_group")
-    env = options["env"]
+    env = options.env
+    cwd = options.cwd
     return NativeSpawn(
-        program=os.fsencode(executable),
-        argv=[os.fsencode(a) for a in args],
-        env=None if env is None else _env_list(env),
-        cwd=None if cwd is None else os.fsencode(cwd),
-        stdin=_stdio(stdin),
-        stdout=_stdio(stdout),
-        stderr=_stdio(stderr),
-        close_fds=close_fds,
-        pass_fds=fds_to_keep,
-        start_new_session=bool(options["start_new_session"]),
-        process_group=None if process_group is None or process_group < 0 else int(process_group),
-        restore_signals=bool(options["restore_signals"]),
-        pipe_size=int(pipesize) if pipesize > 0 else None,
-        program_name=executable,
-        cwd_name=cwd,
-        umask=umask if umask >= 0 else None,
-        groups=groups,
-        gid=gid,
-        uid=uid,
+        os.fsencode(executable),
+        [os.fsencode(a) for a in args],
+        None if env is None else _env_list(env),
+        None if cwd is None else os.fsencode(cwd),
+        _stdio(stdin),
+        _stdio(stdout),
+        _stdio(stderr),
+        options.close_fds,
+        fds_to_keep,
+        options.start_new_session,
+        options.process_group,
+        options.restore_signals,
+        options.pipe_size,
+        executable,
+        cwd,
+        options.umask,
+        options.groups,
+        options.gid,
+        options.uid,
     )
 
 

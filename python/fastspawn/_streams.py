@@ -254,15 +254,28 @@ class SubprocessStreamProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
     _limit: int
     _loop: asyncio.AbstractEventLoop
+    _pipe_fds: list[int]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        # asyncio's own connection_made (the same in 3.9-3.13), with fastspawn's readers
+        # made in place of asyncio's.
         assert isinstance(transport, asyncio.SubprocessTransport)
-        # Replace the readers asyncio just made; nothing has been read into them yet.
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            if getattr(self, name) is not None:
-                reader = StreamReader(limit=self._limit, loop=self._loop)
-                pipe = transport.get_pipe_transport(fd)
-                assert isinstance(pipe, asyncio.ReadTransport)
-                reader.set_transport(pipe)
-                setattr(self, name, reader)
+        self._transport = transport
+        stdout = transport.get_pipe_transport(1)
+        if stdout is not None:
+            self.stdout = StreamReader(limit=self._limit, loop=self._loop)
+            self.stdout.set_transport(stdout)
+            self._pipe_fds.append(1)
+        stderr = transport.get_pipe_transport(2)
+        if stderr is not None:
+            self.stderr = StreamReader(limit=self._limit, loop=self._loop)
+            self.stderr.set_transport(stderr)
+            self._pipe_fds.append(2)
+        stdin = transport.get_pipe_transport(0)
+        if stdin is not None:
+            self.stdin = asyncio.StreamWriter(
+                stdin,  # type: ignore[arg-type]
+                protocol=self,
+                reader=None,
+                loop=self._loop,
+            )
