@@ -29,6 +29,9 @@ __all__ = ["FdWatcher", "watcher_for"]
 _NOT_READ = select.EPOLLOUT
 _NOT_WRITE = select.EPOLLIN
 
+# Events taken from the epoll per loop callback.
+MAX_EVENTS = 64
+
 _Callback = tuple[Callable[[], object], contextvars.Context]
 
 
@@ -59,7 +62,7 @@ class FdWatcher:
         # drops it, the epoll is closed at once, even while transports (perhaps in
         # reference cycles) still hold this watcher.
         reader = functools.partial(FdWatcher._dispatch, self)
-        weakref.finalize(reader, self._epoll.close)
+        weakref.finalize(reader, _release, self._epoll, self._entries)
         loop.add_reader(self._epoll.fileno(), reader)
 
     def __repr__(self) -> str:
@@ -76,7 +79,11 @@ class FdWatcher:
         self._check_open()
         entry = self._entries.get(fd)
         if entry is None:
+            # The common case, kept short: a new descriptor watched for reading.
             entry = self._entries[fd] = _Entry()
+            entry.reader = (callback, contextvars.copy_context())
+            self._register(fd, select.EPOLLIN)
+            return
         before = entry.mask()
         entry.reader = (callback, contextvars.copy_context())
         self._update(fd, entry, before)
@@ -111,6 +118,14 @@ class FdWatcher:
         self._update(fd, entry, before)
         return True
 
+    def _register(self, fd: int, mask: int) -> None:
+        epoll = self._epoll
+        try:
+            epoll.register(fd, mask)
+        except FileExistsError:
+            # A descriptor closed while watched, and its number reused since.
+            epoll.modify(fd, mask)
+
     def _update(self, fd: int, entry: _Entry, before: int) -> None:
         mask = entry.mask()
         if mask == before:
@@ -128,18 +143,16 @@ class FdWatcher:
                 # Closing a descriptor removes it from every epoll: nothing to do.
                 pass
         elif not before:
-            try:
-                epoll.register(fd, mask)
-            except FileExistsError:
-                # A descriptor closed while watched, and its number reused since.
-                epoll.modify(fd, mask)
+            self._register(fd, mask)
         else:
             epoll.modify(fd, mask)
 
     def _dispatch(self) -> None:
         """The loop's reader for the epoll: runs every ready callback."""
         try:
-            events = self._epoll.poll(0)
+            # At most MAX_EVENTS at a time (the rest stay ready for the next round):
+            # the default would allocate room for 1023 on every call.
+            events = self._epoll.poll(0, MAX_EVENTS)
         except ValueError:  # closed
             return
         entries = self._entries
@@ -173,11 +186,26 @@ class FdWatcher:
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[FdWatcher]] = weakref.WeakKeyDictionary()
 
 
+def _release(epoll: select.epoll, entries: dict[int, _Entry]) -> None:
+    """Once the loop let go of its reader: nothing will be dispatched any more."""
+    epoll.close()
+    entries.clear()
+
+
+# The last watcher handed out: most programs spawn from one loop.
+_last: Optional[FdWatcher] = None
+
+
 def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
     """The loop's watcher, made (and registered with the loop) on first use."""
+    global _last
+    watcher = _last
+    if watcher is not None and watcher._loop() is loop and not watcher._epoll.closed:
+        return watcher
     ref = _watchers.get(loop)
     watcher = None if ref is None else ref()
     if watcher is None or watcher._epoll.closed:
         watcher = FdWatcher(loop)
         _watchers[loop] = weakref.ref(watcher)
+    _last = watcher
     return watcher
