@@ -389,6 +389,31 @@ def test_reader_pauses_and_memory_stays_capped(impl: Impl) -> None:
     assert total == 10_000_000
 
 
+def test_reader_stays_capped_when_the_child_exited_with_output_pending(fs: Impl) -> None:
+    """The child exits with 600 kB still in its (1 MiB) pipe: the pipe then polls hung
+    up, and fastspawn reads on to EOF in one go; it must still stop where the reader
+    pauses. (fastspawn only: asyncio's wait() would not return while a pipe is open.)"""
+    limit = 4096
+    size = 600_000
+
+    async def main() -> tuple[int, int]:
+        proc = await asyncio.create_subprocess_exec(
+            "head", "-c", str(size), "/dev/zero", stdout=PIPE, limit=limit, pipesize=1 << 20
+        )
+        assert proc.stdout is not None
+        assert await proc.wait() == 0
+        total = most = 0
+        while chunk := await proc.stdout.read(limit):
+            total += len(chunk)
+            most = max(most, len(proc.stdout._buffer))  # type: ignore[attr-defined]
+        return most, total
+
+    most, total = fs.run(main())
+    assert total == size
+    # StreamReader pauses above 2 * limit; one read (64 KiB) may overshoot.
+    assert most <= 2 * limit + 64 * 1024
+
+
 @pytest.mark.parametrize("how", ["read", "readexactly", "lines", "read_to_eof"])
 def test_fast_child_does_not_starve_other_tasks(impl: Impl, how: str) -> None:
     # fastspawn's reader may read the pipe itself instead of waiting for the loop while

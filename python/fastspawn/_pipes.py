@@ -167,6 +167,19 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         return None
 
     def _read_ready(self) -> int:
+        got = self._read_once()
+        if got and self._watcher.hangup:
+            # Every writer is gone (EPOLLHUP), so the pipe holds all there will ever be:
+            # read on to EOF now rather than come back through the loop for it (a
+            # paused or closed transport stops, as ever).
+            total = got
+            while got and not self._paused and not self._closing:
+                got = self._read_once()
+                total += got
+            return total
+        return got
+
+    def _read_once(self) -> int:
         pipe = self._pipe
         if pipe is None:
             return 0

@@ -57,6 +57,9 @@ class FdWatcher:
         self._loop = weakref.ref(loop)
         self._epoll = select.epoll()
         self._entries: dict[int, _Entry] = {}
+        # True while a reader runs for a descriptor reported hung up (EPOLLHUP): for a
+        # pipe, every writer is gone, so what it holds is all there will ever be.
+        self.hangup = False
         # The loop's reader is an object of its own that only the loop holds (a partial:
         # no Python frame, hence no traceback, ever references it). When loop.close()
         # drops it, the epoll is closed at once, even while transports (perhaps in
@@ -161,7 +164,11 @@ class FdWatcher:
             if event != _NOT_READ:
                 entry = entries.get(fd)
                 if entry is not None and entry.reader is not None:
-                    self._run(entry.reader)
+                    self.hangup = event & select.EPOLLHUP != 0
+                    try:
+                        self._run(entry.reader)
+                    finally:
+                        self.hangup = False
             if event != _NOT_WRITE:
                 entry = entries.get(fd)
                 if entry is not None and entry.writer is not None:
