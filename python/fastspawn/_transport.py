@@ -11,8 +11,8 @@ Semantics follow asyncio's ``BaseSubprocessTransport`` so the standard
 Two deliberate differences from asyncio 3.12/3.13:
 
 * ``Process.wait()`` returns when the process exits, not when its pipes also close, so
-  a grandchild holding stdout open cannot make it hang (cpython#119710; asyncio 3.11,
-  uvloop and trio behave this way too).
+  a grandchild holding stdout open cannot make it hang (cpython#119710; asyncio 3.9/3.10,
+  uvloop and trio behave this way too; recent 3.11 releases wait for the pipes as well).
 * Signals go through a pidfd, so ``send_signal`` after the child exited is a no-op that
   can never reach a process that recycled the pid (cpython#127049).
 """
@@ -268,7 +268,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         loop.call_soon(protocol.process_exited)
         self._try_finish()
         # Process.wait() resolves on exit, not on exit + pipe EOF (see module doc). As in
-        # asyncio 3.11, after _try_finish: with no pipes left, connection_lost runs first.
+        # asyncio 3.9/3.10, after _try_finish: with no pipes left, connection_lost runs first.
         waiters, self._exit_waiters = self._exit_waiters, []
         for waiter in waiters or ():
             if not waiter.cancelled():
