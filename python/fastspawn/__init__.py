@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._core import __version__
 from ._install import EventLoop, install, is_installed, new_event_loop, run, uninstall
 from ._options import DELEGATED_OPTIONS, NATIVE_OPTIONS
+from ._process import Process
 from ._spawn import create_subprocess_exec, create_subprocess_shell, subprocess_exec, subprocess_shell
 from ._streams import StreamReader, SubprocessStreamProtocol, iter_lines
 from ._transport import SubprocessTransport
@@ -18,6 +19,7 @@ __all__ = [
     "DELEGATED_OPTIONS",
     "NATIVE_OPTIONS",
     "EventLoop",
+    "Process",
     "StreamReader",
     "SubprocessStreamProtocol",
     "SubprocessTransport",

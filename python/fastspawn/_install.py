@@ -14,13 +14,15 @@ import sys
 import threading
 from typing import Any, Coroutine, Optional, TypeVar
 
-from ._spawn import make_subprocess_transport
+from . import _spawn
 
 __all__ = ["EventLoop", "install", "is_installed", "new_event_loop", "run", "uninstall"]
 
 _T = TypeVar("_T")
 
 _lock = threading.Lock()
+# Child watchers (and the policy's _watcher) went away in 3.14.
+_HAS_CHILD_WATCHERS = sys.version_info < (3, 14)
 _saved: Optional[Any] = None
 
 
@@ -32,7 +34,7 @@ def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
     loop_attrs = vars(loop)
     if "connect_read_pipe" in loop_attrs or "connect_write_pipe" in loop_attrs:
         return True
-    if sys.version_info < (3, 14):
+    if _HAS_CHILD_WATCHERS:
         watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
         if watcher is not None and type(watcher).__module__ != "asyncio.unix_events":
             return True
@@ -53,7 +55,8 @@ async def _make_subprocess_transport(
 ) -> Any:
     if _saved is not None and _stock_machinery_customized(self):
         return await _saved(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
-    return await make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
+    # bufsize is 0 here: loop.subprocess_exec/shell refuse anything else.
+    return _spawn.spawn_transport(self, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)
 
 
 def _loop_class() -> type[Any]:

@@ -9,13 +9,13 @@ from typing import IO, Any, Callable, Optional, TypeVar, Union
 
 from . import _core
 from ._options import plan_native, popen_delegated
+from ._process import Process
 from ._streams import SubprocessStreamProtocol
 from ._transport import SubprocessTransport
 
 __all__ = [
     "create_subprocess_exec",
     "create_subprocess_shell",
-    "make_subprocess_transport",
     "subprocess_exec",
     "subprocess_shell",
 ]
@@ -87,22 +87,6 @@ def spawn_transport(
         transport.close()
         raise
     return transport
-
-
-async def make_subprocess_transport(
-    loop: asyncio.AbstractEventLoop,
-    protocol: asyncio.SubprocessProtocol,
-    args: Any,
-    shell: bool,
-    stdin: Any,
-    stdout: Any,
-    stderr: Any,
-    bufsize: int,
-    extra: Optional[dict[str, Any]] = None,
-    **kwargs: Any,
-) -> SubprocessTransport:
-    """The body of ``loop._make_subprocess_transport`` that ``install()`` puts in place."""
-    return spawn_transport(loop, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)
 
 
 def _check_rest(bufsize: int, text: Any, encoding: Any, errors: Any) -> None:
@@ -185,13 +169,13 @@ async def create_subprocess_exec(
     stderr: _Stdio = None,
     limit: int = DEFAULT_LIMIT,
     **kwds: Any,
-) -> asyncio.subprocess.Process:
+) -> Process:
     """``asyncio.create_subprocess_exec``, spawned by fastspawn on the running loop."""
     loop = asyncio.get_running_loop()
     transport, protocol = await subprocess_exec(
         lambda: _stream_protocol(limit, loop), program, *args, stdin=stdin, stdout=stdout, stderr=stderr, **kwds
     )
-    return asyncio.subprocess.Process(transport, protocol, loop)
+    return Process(transport, protocol, loop)
 
 
 async def create_subprocess_shell(
@@ -201,10 +185,10 @@ async def create_subprocess_shell(
     stderr: _Stdio = None,
     limit: int = DEFAULT_LIMIT,
     **kwds: Any,
-) -> asyncio.subprocess.Process:
+) -> Process:
     """``asyncio.create_subprocess_shell``, spawned by fastspawn on the running loop."""
     loop = asyncio.get_running_loop()
     transport, protocol = await subprocess_shell(
         lambda: _stream_protocol(limit, loop), cmd, stdin=stdin, stdout=stdout, stderr=stderr, **kwds
     )
-    return asyncio.subprocess.Process(transport, protocol, loop)
+    return Process(transport, protocol, loop)

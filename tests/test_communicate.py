@@ -1,0 +1,118 @@
+"""``fastspawn.create_subprocess_*`` return ``fastspawn.Process``, whose ``communicate()``
+skips asyncio's three tasks when there is one stream to collect and nothing to feed. Each
+scenario runs through stock ``asyncio.create_subprocess_exec`` and through
+``fastspawn.create_subprocess_exec`` (on the same stock loop class), and the two outcomes
+must be equal."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from asyncio.subprocess import DEVNULL, PIPE
+from typing import Any, Callable, Coroutine
+
+import pytest
+
+import fastspawn
+from conftest import IMPLS, PY, open_fds, zombie_children
+
+Create = Callable[..., Coroutine[Any, Any, asyncio.subprocess.Process]]
+
+
+def outcome(impl: str, create: Create, scenario: Callable[[Create], Coroutine[Any, Any, Any]]) -> Any:
+    try:
+        return ("ok", IMPLS[impl].run(scenario(create)))
+    except Exception as exc:  # the outcome compared is the exception's type and text
+        return ("raised", type(exc).__name__, str(exc))
+
+
+def same_outcome(scenario: Callable[[Create], Coroutine[Any, Any, Any]], *, as_stock: bool = True) -> Any:
+    """The outcome of ``scenario`` with fastspawn.Process, which must equal asyncio's
+    Process on fastspawn's loop (same transports and readers, asyncio's communicate),
+    and, with ``as_stock``, stock asyncio's."""
+    fds = open_fds()
+    got = outcome("asyncio", fastspawn.create_subprocess_exec, scenario)
+    assert got == outcome("fastspawn", asyncio.create_subprocess_exec, scenario)
+    if as_stock:
+        assert got == outcome("asyncio", asyncio.create_subprocess_exec, scenario)
+    assert open_fds() == fds
+    assert zombie_children() == []
+    return got
+
+
+WRITE_BOTH = "import sys; sys.stdout.write('out' * 100000); sys.stderr.write('err'); sys.exit(3)"
+
+
+@pytest.mark.parametrize(
+    ("stdin", "stdout", "stderr", "feed"),
+    [
+        (None, PIPE, None, None),  # the short path
+        (None, None, PIPE, None),  # the short path, stderr
+        (None, PIPE, DEVNULL, None),  # the short path
+        (None, PIPE, PIPE, None),  # asyncio's path: two streams
+        (PIPE, PIPE, None, b"fed"),  # asyncio's path: input
+        (PIPE, PIPE, None, None),  # asyncio's path: a stdin pipe (closed on 3.12+ only)
+        (None, None, None, None),  # asyncio's path: nothing to collect
+    ],
+)
+def test_communicate_returns_what_asyncio_returns(stdin: Any, stdout: Any, stderr: Any, feed: Any) -> None:
+    script = "import sys; d = sys.stdin.read() if len(sys.argv) > 1 else ''; " + WRITE_BOTH.replace(
+        "'out' * 100000", "'out' * 100000 + d"
+    )
+
+    async def scenario(create: Create) -> Any:
+        args = [PY, "-c", script] + (["read-stdin"] if feed is not None else [])
+        proc = await create(*args, stdin=stdin, stdout=stdout, stderr=stderr)
+        out, err = await proc.communicate(feed)
+        return out, err, proc.returncode, await proc.wait()
+
+    got = same_outcome(scenario)
+    assert got[0] == "ok"
+
+
+def test_direct_functions_return_fastspawn_process() -> None:
+    async def main() -> tuple[type, bool]:
+        proc = await fastspawn.create_subprocess_shell("exit 0", stdout=PIPE)
+        await proc.communicate()
+        return type(proc), isinstance(proc, asyncio.subprocess.Process)
+
+    assert IMPLS["asyncio"].run(main()) == (fastspawn.Process, True)
+
+
+def test_cancelled_communicate_leaves_the_process_usable() -> None:
+    async def scenario(create: Create) -> Any:
+        proc = await create(
+            PY, "-c", "import sys, time; sys.stdout.write('early'); sys.stdout.flush(); time.sleep(30)", stdout=PIPE
+        )
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.communicate(), 0.5)
+        proc.send_signal(signal.SIGKILL)
+        out, err = await proc.communicate()
+        return out, err, proc.returncode
+
+    # Stock asyncio's reader loses what a cancelled read() had collected (b""); fastspawn's
+    # keeps it (cpython#139373, see "Reading output").
+    assert same_outcome(scenario, as_stock=False) == ("ok", (b"early", None, -signal.SIGKILL))
+
+
+def test_a_reader_exception_comes_out_of_communicate() -> None:
+    async def scenario(create: Create) -> Any:
+        proc = await create("sleep", "0.2", stdout=PIPE)
+        assert proc.stdout is not None
+        proc.stdout.set_exception(ValueError("reader failed"))
+        try:
+            await proc.communicate()
+        finally:
+            await proc.wait()
+
+    assert same_outcome(scenario) == ("raised", "ValueError", "reader failed")
+
+
+def test_communicate_waits_for_the_exit_after_the_output_closes() -> None:
+    async def scenario(create: Create) -> Any:
+        script = "import os, sys, time; os.write(1, b'done'); os.close(1); time.sleep(0.3); sys.exit(3)"
+        proc = await create(PY, "-c", script, stdout=PIPE)
+        out, err = await proc.communicate()
+        return out, err, proc.returncode
+
+    assert same_outcome(scenario) == ("ok", (b"done", None, 3))
