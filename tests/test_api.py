@@ -155,3 +155,29 @@ def test_what_runs_natively_and_what_is_delegated() -> None:
     assert native(umask=0o22, user=0, group=0, extra_groups=[0])
     assert not native(preexec_fn=lambda: None)
     assert not native(no_such_keyword=1)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="child watchers are deprecated from 3.12 (gone in 3.14)")
+def test_a_fast_child_watcher_makes_fastspawn_step_aside(installed: None) -> None:
+    """FastChildWatcher reaps every child with waitpid(-1): a fastspawn child would be
+    reaped under the core's feet (returncode 255), so such spawns go to asyncio."""
+    policy = asyncio.get_event_loop_policy()
+    watcher = asyncio.FastChildWatcher()
+
+    async def main() -> tuple[type, int]:
+        watcher.attach_loop(asyncio.get_running_loop())
+        codes = []
+        for _ in range(20):
+            proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 5")
+            codes.append(await proc.wait())
+        assert set(codes) == {5}, codes
+        return type(proc._transport), codes[0]  # type: ignore[attr-defined]
+
+    policy.set_child_watcher(watcher)
+    try:
+        kind, code = asyncio.run(main())
+    finally:
+        policy.set_child_watcher(None)
+        watcher.close()
+    assert code == 5
+    assert kind is not SubprocessTransport

@@ -91,8 +91,10 @@ def test_stdlib_asyncio_subprocess_suite(exe: str, package_dir: str) -> None:
     assert not failed, f"fastspawn fails {failed}\n{ours['log'][-8000:]}"
     # fastspawn must really have been exercised, not routed away: the suite's few
     # delegations are its preexec_fn tests and its mocks of Popen/connect_read_pipe.
+    # (Its FastChildWatcher class, where fastspawn steps aside by design, runs the same
+    # test bodies as the other watcher classes, which do go through fastspawn.)
     routes = ours["routes"]
-    assert routes["native"] >= 0.8 * sum(routes.values()), routes
+    assert routes["native"] >= 0.8 * (sum(routes.values()) - routes["stock_fast_watcher"]), routes
 
 
 @pytest.mark.parametrize("exe", INTERPRETERS, ids=lambda exe: exe.split("/versions/")[-1].split("/")[0])
@@ -113,7 +115,8 @@ def summary_lines() -> list[str]:
         route = r.get("routes") or {}
         routed = (
             f"  spawns: {route['native']} native, {route['delegated_popen']} delegated to Popen, "
-            f"{route['stock_asyncio']} to stock asyncio"
+            f"{route['stock_asyncio']} to stock asyncio, "
+            f"{route['stock_fast_watcher']} to stock asyncio under a FastChildWatcher"
             if route and r["impl"] == "fastspawn" and r["suite"] == "test_subprocess"
             else ""
         )

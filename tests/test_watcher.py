@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import os
 import socket
+import weakref
 from typing import Any
 
 import pytest
@@ -198,3 +200,110 @@ def test_watching_on_a_closed_loop_raises_as_the_loop_does() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_failed_registration_leaves_nothing_behind() -> None:
+    """epoll refuses regular files (EPERM): the error comes out, and the number, once
+    reused by a pipe, is watched normally."""
+
+    async def main() -> bool:
+        watcher = watcher_for(asyncio.get_running_loop())
+        with open(__file__, "rb") as f:
+            fd = f.fileno()
+            with pytest.raises(PermissionError):
+                watcher.add_reader(fd, lambda: None)
+            with pytest.raises(PermissionError):
+                asyncio.get_running_loop().add_reader(fd, lambda: None)  # the same error
+        r, w = os.pipe()
+        got = asyncio.get_running_loop().create_future()
+        try:
+            assert r == fd
+            watcher.add_reader(r, lambda: got.done() or got.set_result(True))
+            os.write(w, b"x")
+            return await asyncio.wait_for(got, 5)
+        finally:
+            watcher.remove_reader(r)
+            os.close(r)
+            os.close(w)
+
+    assert run(main())
+
+
+def test_a_reader_replaced_during_a_round_waits_for_the_next() -> None:
+    """As with loop.add_reader: the callbacks run are those registered when the epoll
+    answered; a replacement made meanwhile runs from the next round on."""
+
+    async def main() -> list[str]:
+        watcher = watcher_for(asyncio.get_running_loop())
+        (r1, w1), (r2, w2) = os.pipe(), os.pipe()
+        calls: list[str] = []
+
+        def replace(me: int, other: int) -> None:
+            calls.append("first")
+            asyncio.get_running_loop().call_soon(calls.append, "next iteration")
+            watcher.remove_reader(me)
+            watcher.remove_reader(other)
+            watcher.add_reader(other, lambda: (calls.append("replacement"), watcher.remove_reader(other)))
+
+        try:
+            watcher.add_reader(r1, lambda: replace(r1, r2))
+            watcher.add_reader(r2, lambda: replace(r2, r1))
+            os.write(w1, b"x")
+            os.write(w2, b"x")
+            await asyncio.sleep(0.01)
+            return calls
+        finally:
+            for fd in (r1, w1, r2, w2):
+                os.close(fd)
+
+    # One "first" (it removed the other's original reader), then, an iteration later,
+    # the replacement.
+    assert run(main()) == ["first", "next iteration", "replacement"]
+
+
+def test_the_loop_keeps_no_context_of_the_first_spawner() -> None:
+    class Marker:
+        pass
+
+    async def spawn_with(marker: Marker) -> None:
+        request_id.set(marker)  # type: ignore[arg-type]
+        proc = await fastspawn.create_subprocess_exec("true")
+        await proc.wait()
+
+    async def main() -> bool:
+        marker = Marker()
+        ref = weakref.ref(marker)
+        await asyncio.ensure_future(spawn_with(marker))
+        del marker
+        await asyncio.sleep(0)  # the loop iteration that resumed us still holds the task
+        gc.collect()
+        return ref() is None
+
+    assert run(main())
+
+
+def test_the_exception_context_names_the_callback_as_the_loop_does() -> None:
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        watcher = watcher_for(loop)
+        r, w = os.pipe()
+
+        def failing_callback() -> None:
+            watcher.remove_reader(r)
+            raise ZeroDivisionError
+
+        try:
+            watcher.add_reader(r, failing_callback)
+            os.write(w, b"x")
+            await asyncio.sleep(0.01)
+        finally:
+            os.close(r)
+            os.close(w)
+        return errors[0]
+
+    context = run(main())
+    assert isinstance(context["handle"], asyncio.Handle)
+    assert "failing_callback" in context["message"]
+    assert context["message"].startswith("Exception in callback ")

@@ -28,16 +28,21 @@ _saved: Optional[Any] = None
 
 def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether code replaced a piece of asyncio's own subprocess machinery on this loop:
-    its pipe connectors, or (Python <= 3.13) the child watcher. fastspawn then steps
-    aside and lets asyncio's implementation use the replacement, rather than silently
-    bypassing it."""
+    its pipe connectors, or (Python <= 3.13) the child watcher, with a watcher of its own
+    or with asyncio's FastChildWatcher, which reaps every child with ``waitpid(-1)`` and
+    so cannot coexist with any other reaper. fastspawn then steps aside and lets
+    asyncio's implementation use the replacement, rather than silently bypassing it."""
     loop_attrs = vars(loop)
     if "connect_read_pipe" in loop_attrs or "connect_write_pipe" in loop_attrs:
         return True
     if _HAS_CHILD_WATCHERS:
         watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
-        if watcher is not None and type(watcher).__module__ != "asyncio.unix_events":
-            return True
+        if watcher is not None:
+            kind = type(watcher)
+            if kind.__module__ != "asyncio.unix_events" or any(
+                c.__name__ == "FastChildWatcher" and c.__module__ == "asyncio.unix_events" for c in kind.__mro__
+            ):
+                return True
     return False
 
 

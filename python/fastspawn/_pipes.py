@@ -168,7 +168,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
 
     def _read_ready(self) -> int:
         got = self._read_once()
-        if got and self._watcher.hangup:
+        if got and self._watcher.hangup_fd == self._fileno:
             # Every writer is gone (EPOLLHUP), so the pipe holds all there will ever be:
             # read on to EOF now rather than come back through the loop for it (a
             # paused or closed transport stops, as ever).

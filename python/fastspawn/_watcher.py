@@ -9,8 +9,11 @@ whatever it reports ready, so a child's pipe EOF and its exit are handled in one
 
 Callbacks run as the loop runs reader callbacks: each in a copy of the context current
 when it was registered, and an exception goes to the loop's exception handler without
-stopping the others. ``loop.close()`` closes the epoll: the loop's reader callback is an
-object only the loop references, and its finalizer closes the epoll.
+stopping the others; callbacks removed or replaced by an earlier one in the same round
+are skipped, as the loop skips cancelled handles. ``loop.close()`` closes the epoll: the
+loop's reader callback is an object only the loop references, and its finalizer closes
+the epoll (while a KeyboardInterrupt or SystemExit that escaped a callback is kept, its
+traceback keeps the loop's handle, and so the epoll, alive too).
 """
 
 from __future__ import annotations
@@ -57,16 +60,19 @@ class FdWatcher:
         self._loop = weakref.ref(loop)
         self._epoll = select.epoll()
         self._entries: dict[int, _Entry] = {}
-        # True while a reader runs for a descriptor reported hung up (EPOLLHUP): for a
-        # pipe, every writer is gone, so what it holds is all there will ever be.
-        self.hangup = False
+        # While a reader runs for a descriptor reported hung up (EPOLLHUP), that
+        # descriptor; else -1. For a pipe: every writer is gone, so what it holds is all
+        # there will ever be.
+        self.hangup_fd = -1
         # The loop's reader is an object of its own that only the loop holds (a partial:
         # no Python frame, hence no traceback, ever references it). When loop.close()
         # drops it, the epoll is closed at once, even while transports (perhaps in
         # reference cycles) still hold this watcher.
         reader = functools.partial(FdWatcher._dispatch, self)
         weakref.finalize(reader, _release, self._epoll, self._entries)
-        loop.add_reader(self._epoll.fileno(), reader)
+        # Registered in an empty context: the loop keeps this handle as long as it lives,
+        # and must not keep the first spawning task's context variables alive with it.
+        contextvars.Context().run(loop.add_reader, self._epoll.fileno(), reader)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} fds={sorted(self._entries)}>"
@@ -83,32 +89,25 @@ class FdWatcher:
         entry = self._entries.get(fd)
         if entry is None:
             # The common case, kept short: a new descriptor watched for reading.
+            self._epoll_ctl(fd, 0, select.EPOLLIN)
             entry = self._entries[fd] = _Entry()
             entry.reader = (callback, contextvars.copy_context())
-            self._register(fd, select.EPOLLIN)
             return
-        before = entry.mask()
-        entry.reader = (callback, contextvars.copy_context())
-        self._update(fd, entry, before)
+        self._set(fd, entry, (callback, contextvars.copy_context()), entry.writer)
 
     def add_writer(self, fd: int, callback: Callable[[], object]) -> None:
         """Calls ``callback()`` whenever ``fd`` is writable; replaces an earlier writer."""
         self._check_open()
         entry = self._entries.get(fd)
-        if entry is None:
-            entry = self._entries[fd] = _Entry()
-        before = entry.mask()
-        entry.writer = (callback, contextvars.copy_context())
-        self._update(fd, entry, before)
+        reader = None if entry is None else entry.reader
+        self._set(fd, entry, reader, (callback, contextvars.copy_context()))
 
     def remove_reader(self, fd: int) -> bool:
         """Stops calling the reader of ``fd``; whether there was one."""
         entry = self._entries.get(fd)
         if entry is None or entry.reader is None:
             return False
-        before = entry.mask()
-        entry.reader = None
-        self._update(fd, entry, before)
+        self._set(fd, entry, None, entry.writer)
         return True
 
     def remove_writer(self, fd: int) -> bool:
@@ -116,39 +115,53 @@ class FdWatcher:
         entry = self._entries.get(fd)
         if entry is None or entry.writer is None:
             return False
-        before = entry.mask()
-        entry.writer = None
-        self._update(fd, entry, before)
+        self._set(fd, entry, entry.reader, None)
         return True
 
-    def _register(self, fd: int, mask: int) -> None:
-        epoll = self._epoll
-        try:
-            epoll.register(fd, mask)
-        except FileExistsError:
-            # A descriptor closed while watched, and its number reused since.
-            epoll.modify(fd, mask)
-
-    def _update(self, fd: int, entry: _Entry, before: int) -> None:
-        mask = entry.mask()
-        if mask == before:
-            return
+    def _set(
+        self,
+        fd: int,
+        entry: Optional[_Entry],
+        reader: Optional[_Callback],
+        writer: Optional[_Callback],
+    ) -> None:
+        """Makes ``reader``/``writer`` the callbacks of ``fd``. The epoll changes first:
+        if that fails, the exception propagates and nothing else has changed."""
+        before = 0 if entry is None else entry.mask()
+        mask = (select.EPOLLIN if reader else 0) | (select.EPOLLOUT if writer else 0)
+        self._epoll_ctl(fd, before, mask)
         if not mask:
-            del self._entries[fd]
+            self._entries.pop(fd, None)
+            return
+        if entry is None:
+            entry = self._entries[fd] = _Entry()
+        entry.reader = reader
+        entry.writer = writer
+
+    def _epoll_ctl(self, fd: int, before: int, mask: int) -> None:
+        """Moves ``fd``'s registration from ``before`` to ``mask`` (0: none)."""
         epoll = self._epoll
-        if epoll.closed:
-            # The loop is closed: nothing will be called any more.
+        if mask == before or epoll.closed:
+            # Nothing to change, or the loop is closed and nothing will be called.
             return
         if not mask:
             try:
                 epoll.unregister(fd)
             except OSError:
-                # Closing a descriptor removes it from every epoll: nothing to do.
+                # Closed already, which removed it from the epoll: nothing to undo.
                 pass
         elif not before:
-            self._register(fd, mask)
+            try:
+                epoll.register(fd, mask)
+            except FileExistsError:
+                # Still registered from before an unregister that failed.
+                epoll.modify(fd, mask)
         else:
-            epoll.modify(fd, mask)
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                # Closed while watched, which removed it; the number is in use again.
+                epoll.register(fd, mask)
 
     def _dispatch(self) -> None:
         """The loop's reader for the epoll: runs every ready callback."""
@@ -159,23 +172,32 @@ class FdWatcher:
         except ValueError:  # closed
             return
         entries = self._entries
+        # As the loop would: the callbacks ready are those registered when the epoll
+        # answered. One removed or replaced by an earlier callback is not called (a
+        # replacement waits for the next round).
+        ready = []
         for fd, event in events:
-            # Looked up again before each call: an earlier callback may have removed it.
-            if event != _NOT_READ:
+            entry = entries.get(fd)
+            if entry is not None:
+                reader = entry.reader if event != _NOT_READ else None
+                writer = entry.writer if event != _NOT_WRITE else None
+                ready.append((fd, event & select.EPOLLHUP, reader, writer))
+        for fd, hangup, reader, writer in ready:
+            if reader is not None:
                 entry = entries.get(fd)
-                if entry is not None and entry.reader is not None:
-                    self.hangup = event & select.EPOLLHUP != 0
+                if entry is not None and entry.reader is reader:
+                    self.hangup_fd = fd if hangup else -1
                     try:
-                        self._run(entry.reader)
+                        self._run(reader)
                     finally:
-                        self.hangup = False
-            if event != _NOT_WRITE:
+                        self.hangup_fd = -1
+            if writer is not None:
                 entry = entries.get(fd)
-                if entry is not None and entry.writer is not None:
-                    self._run(entry.writer)
+                if entry is not None and entry.writer is writer:
+                    self._run(writer)
 
     def _run(self, callback: _Callback) -> None:
-        # asyncio.Handle._run's contract.
+        # asyncio.Handle._run's contract, and its exception context.
         function, context = callback
         try:
             context.run(function)
@@ -185,9 +207,21 @@ class FdWatcher:
             loop = self._loop()
             if loop is None:
                 raise
+            handle = asyncio.Handle(function, (), loop, context)
             loop.call_exception_handler(
-                {"message": f"Exception in callback {function!r}", "exception": exc, "watcher": self}
+                {"message": f"Exception in callback {_describe(function)}", "exception": exc, "handle": handle}
             )
+
+
+def _describe(function: Callable[[], object]) -> str:
+    # As asyncio names a callback in its messages, e.g. "ReadPipeTransport._read_ready()".
+    try:
+        from asyncio import format_helpers
+
+        text: str = format_helpers._format_callback_source(function, ())
+        return text
+    except Exception:
+        return repr(function)
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[FdWatcher]] = weakref.WeakKeyDictionary()
