@@ -1,8 +1,10 @@
 """``fastspawn.create_subprocess_*`` return ``fastspawn.Process``, whose ``communicate()``
-skips asyncio's three tasks when there is one stream to collect and nothing to feed. Each
-scenario runs through stock ``asyncio.create_subprocess_exec`` and through
-``fastspawn.create_subprocess_exec`` (on the same stock loop class), and the two outcomes
-must be equal."""
+skips asyncio's three tasks when there is one stream to collect and nothing to feed, and
+``install()`` gives asyncio's ``Process.communicate`` the same short path for processes on
+fastspawn's transports. Each scenario runs through ``fastspawn.create_subprocess_exec``,
+through ``asyncio.create_subprocess_exec`` with ``install()`` applied, through asyncio's
+``Process`` on fastspawn's transports, and on stock asyncio, and the outcomes must be
+equal."""
 
 from __future__ import annotations
 
@@ -26,12 +28,21 @@ def outcome(impl: str, create: Create, scenario: Callable[[Create], Coroutine[An
         return ("raised", type(exc).__name__, str(exc))
 
 
+def installed_outcome(scenario: Callable[[Create], Coroutine[Any, Any, Any]]) -> Any:
+    fastspawn.install()
+    try:
+        return outcome("asyncio", asyncio.create_subprocess_exec, scenario)
+    finally:
+        fastspawn.uninstall()
+
+
 def same_outcome(scenario: Callable[[Create], Coroutine[Any, Any, Any]], *, as_stock: bool = True) -> Any:
     """The outcome of ``scenario`` with fastspawn.Process, which must equal asyncio's
     Process on fastspawn's loop (same transports and readers, asyncio's communicate),
     and, with ``as_stock``, stock asyncio's."""
     fds = open_fds()
     got = outcome("asyncio", fastspawn.create_subprocess_exec, scenario)
+    assert got == installed_outcome(scenario)
     assert got == outcome("fastspawn", asyncio.create_subprocess_exec, scenario)
     if as_stock:
         assert got == outcome("asyncio", asyncio.create_subprocess_exec, scenario)
@@ -116,3 +127,42 @@ def test_communicate_waits_for_the_exit_after_the_output_closes() -> None:
         return out, err, proc.returncode
 
     assert same_outcome(scenario) == ("ok", (b"done", None, 3))
+
+
+STOCK_COMMUNICATE = asyncio.subprocess.Process.communicate
+
+
+async def tasks_during_communicate(proc: asyncio.subprocess.Process) -> int:
+    """How many unfinished tasks there are while ``proc.communicate()`` waits for a
+    child that is asleep: asyncio's has one more than the short path, the reader's."""
+    communicating = asyncio.ensure_future(proc.communicate())
+    await asyncio.sleep(0.1)
+    assert not communicating.done()
+    count = len(asyncio.all_tasks())
+    await communicating
+    return count
+
+
+def tasks_in(create: Create, *, custom_connector: bool = False, **pipes: Any) -> int:
+    async def main() -> int:
+        if custom_connector:  # fastspawn steps aside: a stock transport
+            loop = asyncio.get_running_loop()
+            loop.connect_read_pipe = loop.connect_read_pipe  # type: ignore[method-assign]
+        return await tasks_during_communicate(await create("sleep", "0.3", **pipes))
+
+    return IMPLS["asyncio"].run(main())
+
+
+def test_installed_communicate_takes_the_short_path_on_fastspawn_transports_only() -> None:
+    stock = tasks_in(asyncio.create_subprocess_exec, stdout=PIPE)
+    fastspawn.install()
+    try:
+        assert asyncio.subprocess.Process.communicate is not STOCK_COMMUNICATE
+        assert tasks_in(asyncio.create_subprocess_exec, stdout=PIPE) == stock - 1
+        assert tasks_in(asyncio.create_subprocess_exec, stdout=PIPE, stderr=PIPE) == stock + 1
+        assert tasks_in(asyncio.create_subprocess_exec, custom_connector=True, stdout=PIPE) == stock
+    finally:
+        fastspawn.uninstall()
+    assert asyncio.subprocess.Process.communicate is STOCK_COMMUNICATE
+    assert tasks_in(asyncio.create_subprocess_exec, stdout=PIPE) == stock
+    assert tasks_in(fastspawn.create_subprocess_exec, stdout=PIPE) == stock - 1

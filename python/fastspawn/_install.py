@@ -5,6 +5,10 @@ class, the one hook every ``loop.subprocess_exec``/``subprocess_shell`` call goe
 through after asyncio has validated its arguments. So ``asyncio.create_subprocess_*``,
 anyio and everything else built on them spawn with fastspawn, and argument errors stay
 exactly asyncio's own.
+
+It also wraps ``asyncio.subprocess.Process.communicate`` so that processes on fastspawn's
+transports get ``fastspawn.Process``'s short path (see ``_process``); every other
+process, on any loop, runs asyncio's ``communicate`` unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from typing import Any, Coroutine, Optional, TypeVar
 
 from . import _spawn
+from ._process import short_communicate
 
 __all__ = ["EventLoop", "install", "is_installed", "new_event_loop", "run", "uninstall"]
 
@@ -24,6 +29,7 @@ _lock = threading.Lock()
 # Child watchers (and the policy's _watcher) went away in 3.14.
 _HAS_CHILD_WATCHERS = sys.version_info < (3, 14)
 _saved: Optional[Any] = None
+_saved_communicate: Optional[Any] = None
 
 
 def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
@@ -73,24 +79,33 @@ def install() -> None:
     """Makes every stock asyncio selector loop spawn subprocesses with fastspawn.
 
     Idempotent; ``uninstall()`` restores the standard behaviour."""
-    global _saved
+    global _saved, _saved_communicate
     with _lock:
         cls = _loop_class()
         if cls.__dict__.get("_make_subprocess_transport") is _make_subprocess_transport:
             return
         _saved = cls.__dict__["_make_subprocess_transport"]
         cls._make_subprocess_transport = _make_subprocess_transport
+        process: Any = asyncio.subprocess.Process
+        _saved_communicate = process.__dict__["communicate"]
+        process.communicate = short_communicate(_saved_communicate)
 
 
 def uninstall() -> None:
     """Undoes ``install()``; a no-op when not installed."""
-    global _saved
+    global _saved, _saved_communicate
     with _lock:
         cls = _loop_class()
         if cls.__dict__.get("_make_subprocess_transport") is not _make_subprocess_transport:
             return
         cls._make_subprocess_transport = _saved
         _saved = None
+        process: Any = asyncio.subprocess.Process
+        # Left alone if someone wrapped it again since: their wrapper calls ours, and
+        # ours runs asyncio's own communicate for every process it does not recognise.
+        if getattr(process.__dict__["communicate"], "__wrapped__", None) is _saved_communicate:
+            process.communicate = _saved_communicate
+        _saved_communicate = None
 
 
 def is_installed() -> bool:

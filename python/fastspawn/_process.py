@@ -6,30 +6,66 @@ three tasks, even when two of them do nothing: about 160 k instructions of the p
 per spawn, a third of all it does for ``echo hello`` (callgrind). When there is nothing
 to feed and exactly one of stdout/stderr to collect, reading that one stream and then
 waiting is the same work in the same order, without the tasks. Everything else goes to
-asyncio's own ``communicate()``. Only ``fastspawn.create_subprocess_exec``/``_shell``
-return this class; with ``install()``, asyncio builds its own ``Process``.
+asyncio's own ``communicate()``.
+
+``fastspawn.create_subprocess_exec``/``_shell`` return ``Process``. ``install()`` cannot
+change the class asyncio builds, so it gives asyncio's ``Process.communicate`` the same
+short path (``short_communicate``), taken only for processes on fastspawn's transports.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Union
+import functools
+from typing import Any, Callable, Coroutine, Optional, Union
 
-__all__ = ["Process"]
+from ._transport import SubprocessTransport
+
+__all__ = ["Process", "short_communicate"]
+
+_Input = Union[bytes, bytearray, memoryview, None]
+_Communicate = Callable[[asyncio.subprocess.Process, _Input], Coroutine[Any, Any, tuple[bytes, bytes]]]
+
+
+def _one_stream(proc: asyncio.subprocess.Process, input: _Input) -> int:
+    """1 or 2 when ``communicate(input)`` only has that stream to collect, else 0.
+
+    With no stdin pipe every supported Python feeds nothing (3.12+ would close a stdin
+    pipe even without input, 3.9-3.11 would leave it open: not taken here)."""
+    if input is not None or proc.stdin is not None or (proc.stdout is None) == (proc.stderr is None):
+        return 0
+    return 1 if proc.stdout is not None else 2
+
+
+async def _collect(proc: asyncio.subprocess.Process, fd: int) -> Any:
+    # asyncio's own reader coroutine: the same debug logging, read to EOF, then the pipe
+    # transport closed; then the wait, as asyncio's communicate() does after its gather.
+    output = await proc._read_stream(fd)  # type: ignore[attr-defined]
+    await proc.wait()
+    return (output, None) if fd == 1 else (None, output)
 
 
 class Process(asyncio.subprocess.Process):
     """``asyncio.subprocess.Process``, with the same API and results."""
 
     # Typed as typeshed types asyncio's (which says bytes where None is returned too).
-    async def communicate(self, input: Union[bytes, bytearray, memoryview, None] = None) -> tuple[bytes, bytes]:
-        # With no stdin pipe every supported Python feeds nothing (3.12+ would close a
-        # stdin pipe even without input, 3.9-3.11 would leave it open: not taken here).
-        if input is None and self.stdin is None and (self.stdout is None) != (self.stderr is None):
-            fd = 1 if self.stdout is not None else 2
-            # asyncio's own reader coroutine: the same debug logging, read to EOF, then
-            # the pipe transport closed.
-            output: Any = await self._read_stream(fd)  # type: ignore[attr-defined]
-            await self.wait()
-            return (output, None) if fd == 1 else (None, output)  # type: ignore[return-value]
+    async def communicate(self, input: _Input = None) -> tuple[bytes, bytes]:
+        fd = _one_stream(self, input)
+        if fd:
+            return await _collect(self, fd)  # type: ignore[no-any-return]
         return await super().communicate(input)
+
+
+def short_communicate(stock: _Communicate) -> _Communicate:
+    """``stock`` (asyncio's ``Process.communicate``), with ``Process``'s short path for
+    processes whose transport is fastspawn's; any other transport gets ``stock`` itself."""
+
+    @functools.wraps(stock)
+    async def communicate(self: asyncio.subprocess.Process, input: Optional[_Input] = None) -> tuple[bytes, bytes]:
+        if isinstance(self._transport, SubprocessTransport):  # type: ignore[attr-defined]
+            fd = _one_stream(self, input)
+            if fd:
+                return await _collect(self, fd)  # type: ignore[no-any-return]
+        return await stock(self, input)
+
+    return communicate
