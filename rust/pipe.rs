@@ -12,7 +12,7 @@ use crate::sys::{cvt, retry_eintr, set_nonblocking};
 
 /// Largest pipe an unprivileged process may ask for by default
 /// (`/proc/sys/fs/pipe-max-size`); growing is best effort and stops at the first refusal.
-pub const GROWN_PIPE_SIZE: usize = 1 << 20;
+pub const GROWN_PIPE_SIZE: u32 = 1 << 20;
 
 /// A new pipe, both ends close-on-exec: `(read end, write end)`.
 pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -23,10 +23,9 @@ pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`); returns the size granted.
-pub fn set_pipe_size(fd: BorrowedFd<'_>, size: usize) -> io::Result<usize> {
-    let size =
-        libc::c_int::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+/// Sets the capacity of the pipe behind `fd` (`F_SETPIPE_SZ`, whose argument the kernel
+/// reads as an unsigned int); returns the size granted.
+pub fn set_pipe_size(fd: BorrowedFd<'_>, size: u32) -> io::Result<usize> {
     // SAFETY: F_SETPIPE_SZ on a borrowed open descriptor; the kernel validates the size.
     let got = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) })?;
     Ok(got as usize)

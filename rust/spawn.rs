@@ -53,7 +53,7 @@ pub struct SpawnRequest {
     /// Reset SIGPIPE and SIGXFSZ, which Python ignores, to their defaults.
     pub restore_signals: bool,
     /// `F_SETPIPE_SZ` for every pipe created.
-    pub pipe_size: Option<usize>,
+    pub pipe_size: Option<u32>,
     /// What only the clone path can apply.
     pub credentials: Credentials,
 }

@@ -91,6 +91,9 @@ CASES: dict[str, Callable[[], Any]] = {
     "missing program, with umask": exec_("no-such-program-xyz", umask=0o22),
     "missing cwd, with umask": exec_("true", cwd="/nonexistent-dir", umask=0o22),
     "not executable, with user": exec_("/etc/hostname", user=0),
+    # Popen checks pipesize's type whether or not a pipe is made (3.9: no such keyword).
+    "float pipesize": exec_("true", stdout=asyncio.subprocess.PIPE, pipesize=1.5),
+    "str pipesize, no pipe": exec_("true", pipesize="4096"),
 }
 
 

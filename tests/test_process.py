@@ -346,14 +346,24 @@ def test_preexec_fn_is_delegated_and_honoured(impl: Impl) -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="pipesize is new in Python 3.10")
-def test_pipesize(impl: Impl) -> None:
+@pytest.mark.parametrize(
+    ("pipesize", "granted"),
+    [
+        (1 << 18, 1 << 18),
+        # Popen passes the size through fcntl(), which keeps the low 32 bits: 8 KiB.
+        ((1 << 32) + 8192, 8192),
+        # ... and 0, which the kernel rounds up to one page.
+        (1 << 40, 4096),
+    ],
+)
+def test_pipesize(impl: Impl, pipesize: int, granted: int) -> None:
     async def main() -> bytes:
         code = "import fcntl,sys; print(fcntl.fcntl(1, fcntl.F_GETPIPE_SZ))"
-        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=PIPE, pipesize=1 << 18)
+        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=PIPE, pipesize=pipesize)
         out, _ = await proc.communicate()
         return out
 
-    assert int(impl.run(main())) == 1 << 18
+    assert int(impl.run(main())) == granted
 
 
 def test_stdin_is_a_real_pipe(impl: Impl) -> None:

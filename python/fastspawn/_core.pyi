@@ -177,7 +177,8 @@ def spawn(
     ``stdout``, ``stderr``: None (inherit), -1 (a new pipe, returned), -2 (stderr
     only: same as stdout), -3 (/dev/null) or an open descriptor. ``close_fds`` closes
     every descriptor but 0-2 and ``pass_fds`` in the child; ``restore_signals`` resets
-    SIGPIPE and SIGXFSZ; ``pipe_size`` sets the capacity of the pipes created.
+    SIGPIPE and SIGXFSZ; ``pipe_size`` (0 to 2**32-1: F_SETPIPE_SZ reads an unsigned int)
+    sets the capacity of the pipes created.
     ``umask``, ``groups`` (setgroups), ``gid`` (setregid), ``uid`` (setreuid) are
     applied in the child; with any of them set the child is started with
     ``clone(CLONE_VM|CLONE_VFORK)`` instead of posix_spawn (still no copy of memory).

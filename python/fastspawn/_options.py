@@ -171,6 +171,12 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         elif name not in DELEGATED_OPTIONS or value != DELEGATED_OPTIONS[name]:
             # A delegated option, or an unknown keyword (Popen raises TypeError for it).
             return None
+    # Popen's first check among these; 3.9's Popen has no pipesize (a TypeError above).
+    pipesize = options.get("pipesize", -1)
+    if pipesize is None:
+        pipesize = -1
+    if not isinstance(pipesize, int):
+        raise TypeError("pipesize must be an integer")
     groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
     umask = operator.index(options["umask"])
     cwd = options["cwd"]
@@ -184,9 +190,6 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         # This libc lacks the posix_spawn extension the option needs (the clone path
         # does these itself).
         return None
-    pipesize = options.get("pipesize", -1)
-    if pipesize is None:
-        pipesize = -1
     process_group = options.get("process_group")
     return _Options(
         executable=options["executable"],
@@ -197,7 +200,8 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         start_new_session=bool(options["start_new_session"]),
         process_group=None if process_group is None or process_group < 0 else int(process_group),
         restore_signals=bool(options["restore_signals"]),
-        pipe_size=int(pipesize) if pipesize > 0 else None,
+        # Popen hands it to fcntl(), which passes on its low 32 bits (as the kernel reads them).
+        pipe_size=pipesize & 0xFFFFFFFF if pipesize > 0 else None,
         umask=umask if umask >= 0 else None,
         groups=groups,
         gid=gid,

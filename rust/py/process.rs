@@ -254,7 +254,7 @@ fn spawn(
     start_new_session: bool,
     process_group: Option<i32>,
     restore_signals: bool,
-    pipe_size: Option<usize>,
+    pipe_size: Option<u32>,
     program_name: Py<PyAny>,
     cwd_name: Py<PyAny>,
     umask: Option<u32>,
