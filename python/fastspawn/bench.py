@@ -78,6 +78,7 @@ Metrics = dict[str, float]
 
 IMPLS = ("asyncio", "uvloop", "fastspawn", "floor")
 BASELINE = "asyncio"
+FLOOR = "floor"
 
 MIB = 1024 * 1024
 PAGE = resource.getpagesize()
@@ -642,7 +643,11 @@ class Row:
     impl: str
     samples: list[float]
     fail: Optional[str]
-    ratio: Optional[float] = None  # median / asyncio's median
+    # Paired ratios: the median, over rounds, of this sample / asyncio's (the floor's)
+    # sample of the same round. The implementations of a round run back to back, so this
+    # cancels the machine's drift from round to round, which a ratio of medians does not.
+    ratio: Optional[float] = None
+    paired_vs_floor: Optional[float] = None
 
     @property
     def median(self) -> float:
@@ -656,21 +661,32 @@ class Row:
         return self.ratio if self.metric.higher_is_better else 1 / self.ratio
 
 
+def _paired_ratio(mine: dict[int, float], reference: dict[int, float]) -> Optional[float]:
+    """The median over rounds of ``mine / reference`` in the same round (None if no round
+    has both, or the reference is 0)."""
+    ratios = [value / reference[rnd] for rnd, value in mine.items() if reference.get(rnd)]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequence[dict[str, Any]]) -> list[Row]:
     rows: list[Row] = []
     for w in workloads:
         for metric in w.metrics:
             by_impl: dict[str, Row] = {}
+            by_round: dict[str, dict[int, float]] = {}
             for impl in impls:
                 mine = [r for r in runs if r["workload"] == w.id and r["impl"] == impl and not r["warmup"]]
                 fails = [r["fail"] for r in mine if "fail" in r]
                 samples = [r["metrics"][metric.key] for r in mine if "metrics" in r]
+                by_round[impl] = {r["round"]: r["metrics"][metric.key] for r in mine if "metrics" in r}
                 fail = fails[0] if fails else (None if samples else "no samples")
                 by_impl[impl] = Row(w, metric, impl, samples, fail)
             base = by_impl.get(BASELINE)
             for row in by_impl.values():
-                if base is not None and base.fail is None and row.fail is None and base.median != 0:
-                    row.ratio = row.median / base.median
+                if row.fail is None:
+                    if base is not None and base.fail is None:
+                        row.ratio = _paired_ratio(by_round[row.impl], by_round[BASELINE])
+                    row.paired_vs_floor = _paired_ratio(by_round[row.impl], by_round.get(FLOOR, {}))
             rows += by_impl.values()
     return rows
 
@@ -707,7 +723,7 @@ def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
                 out.append(f"{row.workload.label}  ({_params_text(params[row.workload.id])})")
             last = (row.workload.id, row.metric.key)
             out.append(f"    {row.metric.unit}, {row.metric.direction}")
-            out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25}   vs asyncio")
+            out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25} {'/ floor':>8}   vs asyncio")
         if row.fail is not None:
             out.append(f"    {row.impl:<10} {'FAIL':>12}   {row.fail}")
             continue
@@ -722,7 +738,8 @@ def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
             if min(row.samples) <= max(base.samples) and min(base.samples) <= max(row.samples):
                 verdict += " (ranges overlap)"
             versus = f"{row.ratio:.2f}x  {verdict}"
-        out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25}   {versus}")
+        paired = "" if row.paired_vs_floor is None else f"{row.paired_vs_floor:.3f}"
+        out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25} {paired:>8}   {versus}")
     return "\n".join(out)
 
 
@@ -831,8 +848,9 @@ def compare(args: argparse.Namespace) -> int:
         f"warm-up, each sample in a fresh process ({time.monotonic() - started:.0f} s)"
     )
     print(
-        "vs asyncio: this median / stock asyncio's median, and how many times better or worse that is; "
-        "'ranges overlap' marks a difference within the spread of the samples"
+        "vs asyncio, / floor: the median over rounds of this sample / asyncio's (the floor's) sample of the "
+        "same round (a round runs the implementations back to back, so the machine's drift cancels), and how "
+        "many times better or worse that is; 'ranges overlap' marks a difference within the spread of the samples"
     )
     print(format_table(rows, params))
     fails = [r for r in rows if r.fail is not None]
@@ -856,6 +874,7 @@ def compare(args: argparse.Namespace) -> int:
                     "min": None if r.fail else min(r.samples),
                     "max": None if r.fail else max(r.samples),
                     "ratio_vs_asyncio": r.ratio,
+                    "paired_ratio_vs_floor": r.paired_vs_floor,
                     "times_better_than_asyncio": r.improvement,
                 }
                 for r in rows

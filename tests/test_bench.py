@@ -1,0 +1,53 @@
+"""The bench's arithmetic: ratios are paired by round, so the machine's drift between
+rounds cancels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastspawn import bench
+
+# Workload 2's samples from one full run on the build VM (µs per spawn, rounds 1-5).
+W2 = {
+    "asyncio": [1941.0, 1819.0, 1485.0, 1566.0, 1459.0],
+    "fastspawn": [1806.0, 1642.0, 1651.0, 1572.0, 1263.0],
+    "floor": [1533.0, 1490.0, 1288.0, 1406.0, 1261.0],
+}
+
+
+def runs_for(samples: dict[str, list[float]]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for impl, values in samples.items():
+        runs.append({"workload": "2", "impl": impl, "round": 0, "warmup": True, "metrics": {"us_per_spawn": 1.0}})
+        for rnd, value in enumerate(values, start=1):
+            metrics = {"us_per_spawn": value}
+            runs.append({"workload": "2", "impl": impl, "round": rnd, "warmup": False, "metrics": metrics})
+    return runs
+
+
+def rows_by_impl(samples: dict[str, list[float]], runs: list[dict[str, Any]]) -> dict[str, bench.Row]:
+    return {r.impl: r for r in bench.summarize([bench.WORKLOADS["2"]], list(samples), runs)}
+
+
+def test_ratios_are_paired_by_round() -> None:
+    rows = rows_by_impl(W2, runs_for(W2))
+    fastspawn = rows["fastspawn"]
+    # The medians alone (1642 / 1566) would call fastspawn 1.05x slower than asyncio; round
+    # by round it was faster in 4 of 5, and the median of the five ratios is 1806/1941.
+    assert fastspawn.ratio == 1806.0 / 1941.0
+    assert fastspawn.improvement is not None and round(fastspawn.improvement, 2) == 1.07
+    # Ratios 1.178, 1.102, 1.282, 1.118, 1.002 to the floor: median 1572/1406.
+    assert fastspawn.paired_vs_floor == 1572.0 / 1406.0
+    assert rows["floor"].paired_vs_floor == 1.0
+    assert rows["asyncio"].ratio == 1.0
+
+
+def test_a_failed_sample_is_left_out_of_the_pairs() -> None:
+    runs = runs_for(W2)
+    failed = next(r for r in runs if r["impl"] == "floor" and r["round"] == 4)
+    del failed["metrics"]
+    failed["fail"] = "worker timed out"
+    rows = rows_by_impl(W2, runs)
+    assert rows["floor"].fail == "worker timed out"
+    # Rounds 1, 2, 3 and 5 only: ratios 1.178, 1.102, 1.282, 1.002.
+    assert rows["fastspawn"].paired_vs_floor == (1642.0 / 1490.0 + 1806.0 / 1533.0) / 2
