@@ -191,23 +191,33 @@ impl Child {
                 // Closed exit fd means reaped, handled above; be safe regardless.
                 return self.try_wait();
             };
-            let wait_ms = match deadline {
-                None => -1,
+            // ppoll rather than poll: a timeout below a millisecond stays what it is.
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX)
+                    Some(libc::timespec {
+                        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+                        // The 64-bit targets supported have a c_long wider than u32.
+                        tv_nsec: libc::c_long::from(left.subsec_nanos()),
+                    })
                 }
             };
+            let timeout_ptr = left.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
             let mut pfd = libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // SAFETY: poll reads and writes exactly one pollfd that lives on our stack.
-            retry_eintr(|| cvt(unsafe { libc::poll(&raw mut pfd, 1, wait_ms) }))?;
+            // SAFETY: ppoll reads and writes exactly one pollfd on our stack, reads the
+            // timespec (or none) behind `timeout_ptr`, which outlives the call, and is
+            // given no signal mask.
+            retry_eintr(|| {
+                cvt(unsafe { libc::ppoll(&raw mut pfd, 1, timeout_ptr, std::ptr::null()) })
+            })?;
         }
     }
 
