@@ -3,6 +3,7 @@ rounds cancels."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastspawn import bench
@@ -42,12 +43,26 @@ def test_ratios_are_paired_by_round() -> None:
     assert rows["asyncio"].ratio == 1.0
 
 
-def test_a_failed_sample_is_left_out_of_the_pairs() -> None:
-    runs = runs_for(W2)
-    failed = next(r for r in runs if r["impl"] == "floor" and r["round"] == 4)
+def test_an_even_number_of_rounds_gives_inverse_ratios_both_ways() -> None:
+    two = {"asyncio": [100.0, 100.0], "fastspawn": [50.0, 200.0], "floor": [50.0, 200.0]}
+    rows = rows_by_impl(two, runs_for(two))
+    # Ratios 0.5 and 2: neither side is better (an arithmetic mean would say 1.25 both ways).
+    assert rows["fastspawn"].ratio == 1.0
+    assert rows["asyncio"].paired_vs_floor == 1.0
+
+
+def test_a_missing_round_is_left_out_and_a_failed_reference_gives_no_ratio() -> None:
+    runs = [r for r in runs_for(W2) if not (r["impl"] == "floor" and r["round"] == 4)]
+    rows = rows_by_impl(W2, runs)
+    # Rounds 1, 2, 3 and 5 only: ratios 1.002, 1.102, 1.178, 1.282 -> geometric mean of
+    # the middle two.
+    expected = math.sqrt(1642.0 / 1490.0 * 1806.0 / 1533.0)
+    assert rows["fastspawn"].paired_vs_floor is not None
+    assert math.isclose(rows["fastspawn"].paired_vs_floor, expected)
+    failed = next(r for r in runs if r["impl"] == "floor" and r["round"] == 5)
     del failed["metrics"]
     failed["fail"] = "worker timed out"
     rows = rows_by_impl(W2, runs)
     assert rows["floor"].fail == "worker timed out"
-    # Rounds 1, 2, 3 and 5 only: ratios 1.178, 1.102, 1.282, 1.002.
-    assert rows["fastspawn"].paired_vs_floor == (1642.0 / 1490.0 + 1806.0 / 1533.0) / 2
+    assert rows["fastspawn"].paired_vs_floor is None
+    assert rows["fastspawn"].ratio == 1806.0 / 1941.0

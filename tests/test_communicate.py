@@ -9,6 +9,7 @@ equal."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any, Callable, Coroutine
@@ -166,3 +167,23 @@ def test_installed_communicate_takes_the_short_path_on_fastspawn_transports_only
     assert asyncio.subprocess.Process.communicate is STOCK_COMMUNICATE
     assert tasks_in(asyncio.create_subprocess_exec, stdout=PIPE) == stock
     assert tasks_in(fastspawn.create_subprocess_exec, stdout=PIPE) == stock - 1
+
+
+def test_uninstall_leaves_a_later_wrapper_of_communicate_alone() -> None:
+    fastspawn.install()
+    try:
+        ours = asyncio.subprocess.Process.communicate
+
+        @functools.wraps(ours)
+        async def traced(self: asyncio.subprocess.Process, input: Any = None) -> Any:
+            return await ours(self, input)
+
+        asyncio.subprocess.Process.communicate = traced  # type: ignore[method-assign]
+        fastspawn.uninstall()
+        assert asyncio.subprocess.Process.communicate is traced
+    finally:
+        fastspawn.uninstall()
+        asyncio.subprocess.Process.communicate = STOCK_COMMUNICATE  # type: ignore[method-assign]
+    fastspawn.install()
+    fastspawn.uninstall()
+    assert asyncio.subprocess.Process.communicate is STOCK_COMMUNICATE

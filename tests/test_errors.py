@@ -94,6 +94,12 @@ CASES: dict[str, Callable[[], Any]] = {
     # Popen checks pipesize's type whether or not a pipe is made (3.9: no such keyword).
     "float pipesize": exec_("true", stdout=asyncio.subprocess.PIPE, pipesize=1.5),
     "str pipesize, no pipe": exec_("true", pipesize="4096"),
+    # -2 for stdin/stdout: a bad descriptor for the child (3.13+ refuses stdout=STDOUT first).
+    "stdin=STDOUT": exec_("true", stdin=asyncio.subprocess.STDOUT),
+    "stdout=STDOUT": exec_("true", stdout=asyncio.subprocess.STDOUT),
+    "stdout=STDOUT, float pipesize": exec_("true", stdout=asyncio.subprocess.STDOUT, pipesize=1.5),
+    "stdin=STDOUT, missing program": exec_("no-such-program-xyz", stdin=asyncio.subprocess.STDOUT),
+    "stdin=STDOUT, NUL in argument": exec_("echo", "a\0b", stdin=asyncio.subprocess.STDOUT),
 }
 
 

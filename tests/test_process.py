@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import pathlib
+import resource
 import signal
 import sys
 from asyncio.subprocess import DEVNULL, PIPE, STDOUT
@@ -350,10 +351,10 @@ def test_preexec_fn_is_delegated_and_honoured(impl: Impl) -> None:
     ("pipesize", "granted"),
     [
         (1 << 18, 1 << 18),
-        # Popen passes the size through fcntl(), which keeps the low 32 bits: 8 KiB.
-        ((1 << 32) + 8192, 8192),
+        # Popen passes the size through fcntl(), which keeps the low 32 bits: 64 KiB.
+        ((1 << 32) + (1 << 16), 1 << 16),
         # ... and 0, which the kernel rounds up to one page.
-        (1 << 40, 4096),
+        (1 << 40, resource.getpagesize()),
     ],
 )
 def test_pipesize(impl: Impl, pipesize: int, granted: int) -> None:
@@ -623,3 +624,17 @@ def test_user_group_extra_groups(impl: Impl, creds: dict[str, object]) -> None:
 
     expected = IMPLS["asyncio"].run(main())
     assert impl.run(main()) == expected
+
+
+def test_a_second_concurrent_read_raises_and_the_first_keeps_the_data(impl: Impl) -> None:
+    async def main() -> list[object]:
+        proc = await asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(0.2); print('hi')", stdout=PIPE)
+        assert proc.stdout is not None
+        got = await asyncio.gather(proc.stdout.read(), proc.stdout.read(), return_exceptions=True)
+        await proc.wait()
+        return [g if isinstance(g, bytes) else (type(g).__name__, str(g)) for g in got]
+
+    assert impl.run(main()) == [
+        b"hi\n",
+        ("RuntimeError", "read() called while another coroutine is already waiting for incoming data"),
+    ]

@@ -174,8 +174,9 @@ def spawn(
 
     ``program`` is a path or a bare name looked up in the ``PATH`` of ``env`` (a list
     of ``b"NAME=value"``; None inherits this process's environment). ``stdin``,
-    ``stdout``, ``stderr``: None (inherit), -1 (a new pipe, returned), -2 (stderr
-    only: same as stdout), -3 (/dev/null) or an open descriptor. ``close_fds`` closes
+    ``stdout``, ``stderr``: None (inherit), -1 (a new pipe, returned), -2 (for stderr:
+    same as stdout; elsewhere an invalid descriptor, EBADF as Popen), -3 (/dev/null) or
+    an open descriptor. ``close_fds`` closes
     every descriptor but 0-2 and ``pass_fds`` in the child; ``restore_signals`` resets
     SIGPIPE and SIGXFSZ; ``pipe_size`` (0 to 2**32-1: F_SETPIPE_SZ reads an unsigned int)
     sets the capacity of the pipes created.

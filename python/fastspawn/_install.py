@@ -30,6 +30,7 @@ _lock = threading.Lock()
 _HAS_CHILD_WATCHERS = sys.version_info < (3, 14)
 _saved: Optional[Any] = None
 _saved_communicate: Optional[Any] = None
+_installed_communicate: Optional[Any] = None
 
 
 def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
@@ -79,7 +80,7 @@ def install() -> None:
     """Makes every stock asyncio selector loop spawn subprocesses with fastspawn.
 
     Idempotent; ``uninstall()`` restores the standard behaviour."""
-    global _saved, _saved_communicate
+    global _saved, _saved_communicate, _installed_communicate
     with _lock:
         cls = _loop_class()
         if cls.__dict__.get("_make_subprocess_transport") is _make_subprocess_transport:
@@ -88,12 +89,12 @@ def install() -> None:
         cls._make_subprocess_transport = _make_subprocess_transport
         process: Any = asyncio.subprocess.Process
         _saved_communicate = process.__dict__["communicate"]
-        process.communicate = short_communicate(_saved_communicate)
+        _installed_communicate = process.communicate = short_communicate(_saved_communicate)
 
 
 def uninstall() -> None:
     """Undoes ``install()``; a no-op when not installed."""
-    global _saved, _saved_communicate
+    global _saved, _saved_communicate, _installed_communicate
     with _lock:
         cls = _loop_class()
         if cls.__dict__.get("_make_subprocess_transport") is not _make_subprocess_transport:
@@ -101,11 +102,11 @@ def uninstall() -> None:
         cls._make_subprocess_transport = _saved
         _saved = None
         process: Any = asyncio.subprocess.Process
-        # Left alone if someone wrapped it again since: their wrapper calls ours, and
-        # ours runs asyncio's own communicate for every process it does not recognise.
-        if getattr(process.__dict__["communicate"], "__wrapped__", None) is _saved_communicate:
+        # Left alone if someone replaced it since (their wrapper may call ours, which runs
+        # asyncio's own communicate for every process it does not recognise).
+        if process.__dict__.get("communicate") is _installed_communicate:
             process.communicate = _saved_communicate
-        _saved_communicate = None
+        _saved_communicate = _installed_communicate = None
 
 
 def is_installed() -> bool:

@@ -49,6 +49,11 @@ DELEGATED_OPTIONS: dict[str, Any] = {
 
 _CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
 
+# Popen 3.13+ refuses stdout=STDOUT before it looks at any other keyword. Earlier versions
+# (and every version for stdin=STDOUT) take -2 for a descriptor, which the child's dup2
+# finds invalid (the core reports the same EBADF at the same point).
+_STDOUT_CHECKED_FIRST = sys.version_info >= (3, 13)
+
 # Captured at import: when code later replaces subprocess.Popen (a test's mock.patch, a
 # monkeypatching library), spawns go through the replacement, as asyncio's would.
 _ORIGINAL_POPEN = subprocess.Popen
@@ -200,8 +205,9 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         start_new_session=bool(options["start_new_session"]),
         process_group=None if process_group is None or process_group < 0 else int(process_group),
         restore_signals=bool(options["restore_signals"]),
-        # Popen hands it to fcntl(), which passes on its low 32 bits (as the kernel reads them).
-        pipe_size=pipesize & 0xFFFFFFFF if pipesize > 0 else None,
+        # Popen hands it to fcntl(), which passes on the low 32 bits of its int value (the
+        # kernel reads an unsigned int); operator.index: an int subclass's own & is not used.
+        pipe_size=operator.index(pipesize) & 0xFFFFFFFF if pipesize > 0 else None,
         umask=umask if umask >= 0 else None,
         groups=groups,
         gid=gid,
@@ -219,6 +225,8 @@ def plan_native(
     """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
     if subprocess.Popen is not _ORIGINAL_POPEN:
         return None
+    if _STDOUT_CHECKED_FIRST and stdout is subprocess.STDOUT:
+        raise ValueError("STDOUT can only be used for stderr")
     options = _convert_options(kwargs) if kwargs else _NO_OPTIONS
     if options is None:
         return None

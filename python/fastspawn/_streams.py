@@ -164,6 +164,10 @@ class StreamReader(asyncio.StreamReader):
         return data
 
     async def _read_to_eof(self) -> bytes:
+        if self._waiter is not None and not self._eof:  # type: ignore[attr-defined]
+            # What _wait_for_data would raise, before the buffer is touched: the reader
+            # already waiting keeps its data.
+            raise RuntimeError("read() called while another coroutine is already waiting for incoming data")
         builder = _core.BytesBuilder()
         builder.extend_from(self._buffer)
         self._slurp = builder

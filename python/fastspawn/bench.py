@@ -662,10 +662,17 @@ class Row:
 
 
 def _paired_ratio(mine: dict[int, float], reference: dict[int, float]) -> Optional[float]:
-    """The median over rounds of ``mine / reference`` in the same round (None if no round
-    has both, or the reference is 0)."""
-    ratios = [value / reference[rnd] for rnd, value in mine.items() if reference.get(rnd)]
-    return statistics.median(ratios) if ratios else None
+    """The median over rounds of ``mine / reference`` in the same round; None if no round
+    has both (rounds where the reference is 0 are left out). With an even count, the
+    geometric mean of the two middle ratios, so that swapping the two sides gives exactly
+    the inverse."""
+    ratios = sorted(value / reference[rnd] for rnd, value in mine.items() if reference.get(rnd))
+    if not ratios:
+        return None
+    half = len(ratios) // 2
+    if len(ratios) % 2:
+        return ratios[half]
+    return math.sqrt(ratios[half - 1] * ratios[half])
 
 
 def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequence[dict[str, Any]]) -> list[Row]:
@@ -681,12 +688,14 @@ def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequenc
                 by_round[impl] = {r["round"]: r["metrics"][metric.key] for r in mine if "metrics" in r}
                 fail = fails[0] if fails else (None if samples else "no samples")
                 by_impl[impl] = Row(w, metric, impl, samples, fail)
-            base = by_impl.get(BASELINE)
+            # A reference with a failed sample is no reference.
+            base, floor = by_impl.get(BASELINE), by_impl.get(FLOOR)
             for row in by_impl.values():
                 if row.fail is None:
                     if base is not None and base.fail is None:
                         row.ratio = _paired_ratio(by_round[row.impl], by_round[BASELINE])
-                    row.paired_vs_floor = _paired_ratio(by_round[row.impl], by_round.get(FLOOR, {}))
+                    if floor is not None and floor.fail is None:
+                        row.paired_vs_floor = _paired_ratio(by_round[row.impl], by_round[FLOOR])
             rows += by_impl.values()
     return rows
 
@@ -788,7 +797,7 @@ def plot(rows: Sequence[Row], path: str) -> None:
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("times better than stock asyncio (> 1x is better)")
-    ax.set_title("fastspawn bench: medians relative to stock asyncio")
+    ax.set_title("fastspawn bench: relative to stock asyncio (median of same-round ratios)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -859,6 +868,7 @@ def compare(args: argparse.Namespace) -> int:
         report = {
             "machine": info,
             "config": {"quick": args.quick, "rounds": rounds, "impls": impls, "params": params},
+            "ratios": "paired: the median over rounds of this sample / the reference's sample of the same round",
             "runs": runs,
             "results": [
                 {

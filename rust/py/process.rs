@@ -38,15 +38,16 @@ fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn stdio(value: Option<i32>, target: usize) -> PyResult<Stdio> {
-    Ok(match value {
+fn stdio(value: Option<i32>, target: usize) -> Stdio {
+    match value {
         None => Stdio::Inherit,
         Some(PIPE) => Stdio::Pipe,
         Some(DEVNULL) => Stdio::DevNull,
         Some(STDOUT) if target == 2 => Stdio::Stdout,
-        Some(STDOUT) => return Err(PyValueError::new_err("STDOUT can only be used for stderr")),
+        // For stdin/stdout, Popen takes STDOUT (-2) for a descriptor, which the spawn then
+        // finds invalid: EBADF, after every other check made before the child starts.
         Some(fd) => Stdio::Fd(fd),
-    })
+    }
 }
 /// A running or finished child. Dropping it unreaped hands it to the reaper.
 #[pyclass(module = "fastspawn._core", name = "Child")]
@@ -274,7 +275,7 @@ fn spawn(
             .map(|e| e.into_iter().map(c_string).collect::<PyResult<_>>())
             .transpose()?,
         cwd: cwd.map(c_string).transpose()?,
-        stdio: [stdio(stdin, 0)?, stdio(stdout, 1)?, stdio(stderr, 2)?],
+        stdio: [stdio(stdin, 0), stdio(stdout, 1), stdio(stderr, 2)],
         close_fds,
         pass_fds,
         new_session: start_new_session,
