@@ -496,6 +496,8 @@ class Workload:
     params: dict[str, Any]
     # None: left out of --quick
     quick_params: Optional[dict[str, Any]]
+    # Measured rounds when --rounds is not given (--quick: 2).
+    rounds: int = 5
 
     @property
     def label(self) -> str:
@@ -525,11 +527,25 @@ def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
 WORKLOADS: dict[str, Workload] = {
     w.id: w
     for w in (
+        # Sequential spawns sit within ~1.2x of the floor, inside this kind of machine's drift
+        # between rounds: more, shorter rounds give the paired ratios more pairs.
         Workload(
-            "1", "spawn /bin/true + wait(), sequential", spawn_wait, (US_PER_SPAWN, MEDIAN_US), {"n": 300}, {"n": 30}
+            "1",
+            "spawn /bin/true + wait(), sequential",
+            spawn_wait,
+            (US_PER_SPAWN, MEDIAN_US),
+            {"n": 100},
+            {"n": 30},
+            rounds=15,
         ),
         Workload(
-            "2", "/bin/echo hello, stdout=PIPE, communicate()", echo_communicate, (US_PER_SPAWN,), {"n": 300}, {"n": 30}
+            "2",
+            "/bin/echo hello, stdout=PIPE, communicate()",
+            echo_communicate,
+            (US_PER_SPAWN,),
+            {"n": 100},
+            {"n": 30},
+            rounds=15,
         ),
         Workload(
             "3",
@@ -829,17 +845,19 @@ def compare(args: argparse.Namespace) -> int:
             continue
         workloads.append(w)
         params[w.id] = p
-    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 5)
+    rounds: dict[str, int] = {
+        w.id: args.rounds if args.rounds is not None else (2 if args.quick else w.rounds) for w in workloads
+    }
 
     runs: list[dict[str, Any]] = []
-    total = len(workloads) * (rounds + 1) * len(impls)
+    total = sum(rounds[w.id] + 1 for w in workloads) * len(impls)
     started = time.monotonic()
     for w in workloads:
-        for rnd in range(rounds + 1):
+        for rnd in range(rounds[w.id] + 1):
             # Rotate the order every round so that no implementation always runs first or last.
             order = impls[rnd % len(impls) :] + impls[: rnd % len(impls)]
             for impl in order:
-                label = "warm-up" if rnd == 0 else f"round {rnd}/{rounds}"
+                label = "warm-up" if rnd == 0 else f"round {rnd}/{rounds[w.id]}"
                 _progress(f"[{len(runs) + 1}/{total}] {w.id} {impl} {label} ...")
                 t0 = time.monotonic()
                 result = sample(impl, w.id, params[w.id], args.timeout)
@@ -850,10 +868,16 @@ def compare(args: argparse.Namespace) -> int:
 
     rows = summarize(workloads, impls, runs)
     info = machine_info()
-    plural = "s" if rounds != 1 else ""
+    counts = sorted(set(rounds.values()))
+    if len(counts) == 1:
+        rounds_text = f"median of {counts[0]} round{'s' if counts[0] != 1 else ''}"
+    else:
+        rounds_text = "median of " + ", ".join(
+            f"{n} rounds for {', '.join(wid for wid, k in rounds.items() if k == n)}" for n in counts
+        )
     print(
         f"fastspawn {info['fastspawn']} bench: Python {info['python']}, Linux {info['kernel']}, "
-        f"{info['cpu_count']} CPUs; {'quick, ' if args.quick else ''}median of {rounds} round{plural} after a "
+        f"{info['cpu_count']} CPUs; {'quick, ' if args.quick else ''}{rounds_text} after a "
         f"warm-up, each sample in a fresh process ({time.monotonic() - started:.0f} s)"
     )
     print(
