@@ -118,6 +118,12 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _reaped_children_cpu_seconds() -> float:
+    """User + system CPU time of this process's children that have been reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- event loops -------------------------------------------------------------------------------------
 
 
@@ -303,8 +309,14 @@ def cpu_per_spawn(impl: str, total: int, width: int) -> Metrics:
 def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
     """Workload 5: MB/s (10^6 bytes) reading ``nbytes`` from the child's stdout with
     ``await proc.stdout.read(chunk)`` until EOF (higher is better); the child is
-    ``head -c nbytes /dev/zero``. The floor reads with ``os.readv`` into a reused 1 MiB buffer."""
+    ``head -c nbytes /dev/zero``. The floor reads with ``os.readv`` into a reused 1 MiB buffer.
+
+    A second metric, ``child_busy``, is the child's CPU time (user + system) divided by the
+    wall time: the share of the run in which the producer was working rather than waiting
+    for the reader to drain the pipe. Near 1.0 the reader never held the child back, and
+    the rate is what the child managed to write."""
     argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
+    child_cpu_before = _reaped_children_cpu_seconds()
     if impl == "floor":
         buf = bytearray(MIB)
         start = time.perf_counter()
@@ -332,7 +344,8 @@ def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
         elapsed, total, code = run_on(impl, main)
     _check_exit(code, "head")
     _check(total == nbytes, f"read {total} bytes, expected {nbytes}")
-    return {"mb_per_s": nbytes / elapsed / 1e6}
+    child_cpu = _reaped_children_cpu_seconds() - child_cpu_before
+    return {"mb_per_s": nbytes / elapsed / 1e6, "child_busy": child_cpu / elapsed}
 
 
 def communicate_big(impl: str, nbytes: int) -> Metrics:
@@ -511,6 +524,7 @@ class Workload:
 US_PER_SPAWN = Metric("us_per_spawn", "us per spawn", False)
 MEDIAN_US = Metric("median_us", "median us of one spawn", False)
 MB_PER_S = Metric("mb_per_s", "MB/s", True)
+CHILD_BUSY = Metric("child_busy", "child CPU time / wall time (1: the child never waited for the reader)", True)
 
 
 def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
@@ -567,7 +581,7 @@ WORKLOADS: dict[str, Workload] = {
             "5",
             "stdout.read(65536) until EOF from head -c N /dev/zero",
             read_chunks,
-            (MB_PER_S,),
+            (MB_PER_S, CHILD_BUSY),
             {"nbytes": 512 * MIB},
             {"nbytes": 32 * MIB},
         ),
