@@ -1,5 +1,5 @@
-"""The bench's arithmetic: ratios are paired by round, so the machine's drift between
-rounds cancels."""
+"""The bench's arithmetic (ratios are paired by round, so the machine's drift between
+rounds cancels) and its workload 5 child_busy metric."""
 
 from __future__ import annotations
 
@@ -66,3 +66,12 @@ def test_a_missing_round_is_left_out_and_a_failed_reference_gives_no_ratio() -> 
     assert rows["floor"].fail == "worker timed out"
     assert rows["fastspawn"].paired_vs_floor is None
     assert rows["fastspawn"].ratio == 1806.0 / 1941.0
+
+
+def test_workload_5_reports_the_share_of_the_run_the_child_was_busy() -> None:
+    # The child's CPU time is counted once it is reaped, on both the loop and the floor; a
+    # single-threaded child cannot be busier than the wall time.
+    for impl in ("floor", "fastspawn"):
+        metrics = bench.read_chunks(impl, nbytes=16 * bench.MIB)
+        assert metrics["mb_per_s"] > 0
+        assert 0.05 < metrics["child_busy"] <= 1.05, (impl, metrics)
