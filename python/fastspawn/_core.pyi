@@ -2,7 +2,7 @@
 non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import Any, Optional, SupportsIndex, final
 
 __all__ = [
@@ -109,9 +109,10 @@ class StreamBuffer:
     def read_from(self, pipe: ReadPipe, max: int) -> Optional[int]:
         """Reads from ``pipe`` straight into the buffer: the count read, 0 at EOF, None
         when nothing was there."""
-    def next_line(self, limit: int) -> Optional[Ready]:
+    def next_line(self, limit: int) -> Optional[Awaitable[bytes]]:
         """Takes a buffered line of at most ``limit + 1`` bytes, as an already-finished
-        awaitable; None if there is none."""
+        awaitable (a ``Ready`` before 3.12, a native coroutine from 3.12); None if there
+        is none."""
     def take_lines(self, limit: int, max_bytes: int) -> list[bytes]:
         """Takes every whole buffered line (at least one, then up to about
         ``max_bytes``), stopping before one longer than ``limit + 1`` bytes."""
@@ -127,7 +128,8 @@ class LineIter:
 
 @final
 class Ready:
-    """An awaitable whose result is already known: ``await`` returns it at once."""
+    """An awaitable whose result is already known: ``await`` returns it at once (what
+    ``next_line`` returns before Python 3.12)."""
 
     def __await__(self) -> Generator[Any, None, Any]: ...
     def __iter__(self) -> Ready: ...

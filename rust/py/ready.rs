@@ -1,11 +1,18 @@
-//! `Ready`: an awaitable whose result is already known, so `await` returns it without
-//! suspending. `async for line in reader` returns one per buffered line.
+//! `ready(value)`: an awaitable whose result is already known, so `await` returns it
+//! without suspending. `async for line in reader` gets one per buffered line.
 //!
-//! It is a small type built with the C API rather than `#[pyclass]` for one slot PyO3
-//! does not offer: `am_send` (Python 3.10+), which hands the result to the awaiting
-//! coroutine directly. Without it the result must travel inside a `StopIteration`
-//! exception (created, normalised, unpacked), which cost about a third of each line.
-//! On 3.9 the type falls back to that `__next__` path.
+//! Which awaitable is fastest depends on the interpreter's `SEND` instruction:
+//!
+//! * 3.10 and 3.11 hand a non-coroutine awaitable's result back through its `am_send`
+//!   slot. `Ready`, a small type built with the C API rather than `#[pyclass]` for that
+//!   one slot PyO3 does not offer, returns the result there directly. Without it the
+//!   result must travel inside a `StopIteration` (created, normalised, unpacked), which
+//!   cost about a third of each line. On 3.9 `Ready` falls back to that `__next__` path.
+//! * 3.12+ no longer consult `am_send`: any awaitable other than a native coroutine or
+//!   generator is driven through `__next__`, so `Ready` would pay for the
+//!   `StopIteration` (measured: half the lines per second of 3.11). A native coroutine
+//!   is run inline by `SEND` instead, and its return value needs no exception, so there
+//!   `ready` calls a one-line `async def` (compiled once, below).
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -13,7 +20,7 @@ use std::ptr;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::{PyDict, PyType};
 
 /// `PySendResult::PYGEN_RETURN` (not in PyO3's bindings for a 3.9 stable-ABI build).
 const PYGEN_RETURN: c_int = 0;
@@ -144,8 +151,44 @@ fn ready_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     .map(|tp| tp.bind(py))
 }
 
-/// A new `Ready` that `await` turns into `value`.
+/// `async def ready(value): return value` on 3.12+, None before (see the module
+/// comment); looked up once, as `version_info` parses the version string.
+fn ready_coroutine_function(py: Python<'_>) -> PyResult<Option<&Bound<'_, PyAny>>> {
+    static FUNCTION: PyOnceLock<Option<Py<PyAny>>> = PyOnceLock::new();
+    FUNCTION
+        .get_or_try_init(py, || {
+            if py.version_info() < (3, 12) {
+                return Ok::<_, PyErr>(None);
+            }
+            let namespace = PyDict::new(py);
+            py.run(
+                c"async def ready(value):\n    return value\n",
+                Some(&namespace),
+                None,
+            )?;
+            Ok(Some(namespace.as_any().get_item("ready")?.unbind()))
+        })
+        .map(|f| f.as_ref().map(|f| f.bind(py)))
+}
+
+/// A new awaitable that `await` turns into `value` at once.
 pub(crate) fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(function) = ready_coroutine_function(py)? {
+        // SAFETY: both are live objects and the GIL is held; the NULL ends the argument
+        // list. The result is a new reference, or NULL with an exception set. (Unlike
+        // `call1`, this builds no argument tuple: CPython passes the one argument on the
+        // stack.)
+        return unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                ffi::PyObject_CallFunctionObjArgs(
+                    function.as_ptr(),
+                    value.as_ptr(),
+                    ptr::null_mut::<ffi::PyObject>(),
+                ),
+            )
+        };
+    }
     let tp = ready_type(py)?;
     // SAFETY: GenericAlloc returns a zeroed instance (new reference, holding a reference
     // to its heap type) or NULL with an exception set.
