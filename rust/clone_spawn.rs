@@ -1,5 +1,6 @@
 //! The clone path: a child started with `clone(CLONE_VM | CLONE_VFORK)` for what
-//! `posix_spawn` cannot express (a umask, supplementary groups, gid, uid).
+//! `posix_spawn` cannot express (a umask, supplementary groups, gid, uid) or cannot
+//! report apart from an exec failure (joining a process group).
 //!
 //! Like `posix_spawn`, it never copies the parent's address space: the child runs on a
 //! small stack of its own inside the parent's memory while the calling thread waits,

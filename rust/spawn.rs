@@ -538,14 +538,16 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
     if req.cwd.is_some() {
         fds.actions.push(FdAction::Chdir);
     }
-    let pid = if req.credentials.is_empty() {
+    // posix_spawn cannot set a umask or change credentials, and when joining a process
+    // group fails it reports the errno as if the exec had failed (EPERM, EACCES): the
+    // clone path reports which step failed, as `subprocess` does.
+    let pid = if req.credentials.is_empty() && req.process_group.is_none() {
         let mut actions =
             FileActions::from_plan(&fds.actions, req.cwd.as_deref(), Features::get())?;
         let mut attr = SpawnAttr::new()?;
         attr.configure(req)?;
         spawn_first(req, candidates, &mut actions, &mut attr)?
     } else {
-        // posix_spawn cannot set a umask or change credentials.
         crate::clone_spawn::spawn(req, candidates, &fds.actions)?
     };
     // The child's ends of the pipes close here, in the parent.
@@ -685,6 +687,18 @@ pub(crate) mod tests {
         req.stdio[1] = Stdio::Pipe;
         req.stdio[2] = Stdio::Stdout;
         assert_eq!(run(&req), (0, b"out\nerr\n".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_setpgid_is_not_reported_as_an_exec_failure() {
+        // Process group 1 belongs to another session: setpgid fails with EPERM, which
+        // posix_spawn would have returned as if the exec had failed.
+        let mut req = request(&["true"]);
+        req.process_group = Some(1);
+        match spawn(&req, &exec_candidates(&req)) {
+            Err(SpawnError::Other(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),
+            other => panic!("expected a setup error, got {:?}", other.map(|s| s.child)),
+        }
     }
 
     #[test]

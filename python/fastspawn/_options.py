@@ -105,6 +105,18 @@ def _env_list(env: Any) -> list[bytes]:
 def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[list[int]], Optional[int], Optional[int]]:
     """``(groups, gid, uid)`` exactly as ``subprocess.Popen.__init__`` works them out,
     with its errors, in its order."""
+    gid: Optional[int] = None
+    if group is not None:
+        if isinstance(group, str):
+            import grp
+
+            gid = grp.getgrnam(group).gr_gid
+        elif isinstance(group, int):
+            gid = group
+        else:
+            raise TypeError(f"Group must be a string or an integer, not {type(group)}")
+        if gid < 0:
+            raise ValueError(f"Group ID cannot be negative, got {gid}")
     gids: Optional[list[int]] = None
     if extra_groups is not None:
         if isinstance(extra_groups, str):
@@ -122,18 +134,6 @@ def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[lis
         for gid_check in gids:
             if gid_check < 0:
                 raise ValueError(f"Group ID cannot be negative, got {gid_check}")
-    gid: Optional[int] = None
-    if group is not None:
-        if isinstance(group, str):
-            import grp
-
-            gid = grp.getgrnam(group).gr_gid
-        elif isinstance(group, int):
-            gid = group
-        else:
-            raise TypeError(f"Group must be a string or an integer, not {type(group)}")
-        if gid < 0:
-            raise ValueError(f"Group ID cannot be negative, got {gid}")
     uid: Optional[int] = None
     if user is not None:
         if isinstance(user, str):
@@ -156,7 +156,7 @@ class _Options(NamedTuple):
     env: Any
     cwd: Any
     close_fds: bool
-    pass_fds: Any
+    fds_to_keep: list[int]
     start_new_session: bool
     process_group: Optional[int]
     restore_signals: bool
@@ -165,6 +165,80 @@ class _Options(NamedTuple):
     groups: Optional[list[int]]
     gid: Optional[int]
     uid: Optional[int]
+
+
+# The C types _posixsubprocess converts to (Linux, LP64: 32-bit int and uid_t/gid_t,
+# 64-bit long).
+_INT_MAX = 2**31 - 1
+_LONG_MAX = 2**63 - 1
+_ID_MAX = 2**32 - 1
+
+
+def _c_int(value: Any) -> int:
+    """``value`` as ``_posixsubprocess.fork_exec`` takes a C ``int`` argument (``umask``,
+    ``process_group``), with the errors this Python's version of it raises."""
+    if sys.version_info < (3, 10):
+        if isinstance(value, float):
+            raise TypeError("integer argument expected, got float")
+        try:
+            number = operator.index(value)
+        except TypeError:
+            raise TypeError(f"an integer is required (got type {type(value).__name__})") from None
+    else:
+        number = operator.index(value)
+    if sys.version_info >= (3, 12):
+        if not -_INT_MAX - 1 <= number <= _INT_MAX:
+            raise OverflowError("Python int too large to convert to C int")
+    elif not -_LONG_MAX - 1 <= number <= _LONG_MAX:
+        raise OverflowError("Python int too large to convert to C long")
+    elif not -_INT_MAX - 1 <= number <= _INT_MAX:
+        raise OverflowError(f"signed integer is {'greater than maximum' if number > 0 else 'less than minimum'}")
+    return number
+
+
+def _process_group(value: Any) -> Optional[int]:
+    """The process group to join (3.11+), as ``fork_exec`` takes it; None: stay."""
+    if value is None:
+        return None
+    if sys.version_info[:2] == (3, 12):
+        # 3.12 reads it as a C long and keeps the low 32 bits (pid_t).
+        number = operator.index(value)
+        if not -_LONG_MAX - 1 <= number <= _LONG_MAX:
+            raise OverflowError("Python int too large to convert to C long")
+        number = (number + _INT_MAX + 1) % 2**32 - _INT_MAX - 1
+    else:
+        number = _c_int(value)
+    return number if number >= 0 else None
+
+
+def _id_range_error(number: int, kind: str) -> Optional[OverflowError]:
+    """The error ``_Py_Uid_Converter``/``_Py_Gid_Converter`` give a non-negative id
+    (``kind``: "uid" or "gid") that does not fit, or None. CPython reports a value that
+    fits a long but not an id as "less than minimum"."""
+    if number > _LONG_MAX:
+        return OverflowError(f"{kind} is greater than maximum")
+    if number > _ID_MAX:
+        return OverflowError(f"{kind} is less than minimum")
+    return None
+
+
+def _fds_to_keep(pass_fds: Any) -> list[int]:
+    """``pass_fds`` as Popen hands it to fork_exec (ints, sorted, no duplicates), with
+    fork_exec's check."""
+    fds = sorted({int(fd) for fd in pass_fds}) if pass_fds else []
+    if fds and (fds[0] < 0 or fds[-1] > _INT_MAX):
+        raise ValueError("bad value(s) in fds_to_keep")
+    return fds
+
+
+def _check_id_ranges(groups: Optional[list[int]], gid: Optional[int], uid: Optional[int]) -> None:
+    """fork_exec's range checks on the credentials ``_credentials`` accepted, in its order."""
+    if groups is not None and any(_id_range_error(g, "gid") for g in groups):
+        raise ValueError("invalid group id")
+    for number, kind in ((gid, "gid"), (uid, "uid")):
+        error = None if number is None else _id_range_error(number, kind)
+        if error is not None:
+            raise error
 
 
 def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
@@ -182,29 +256,38 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         pipesize = -1
     if not isinstance(pipesize, int):
         raise TypeError("pipesize must be an integer")
-    groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
-    umask = operator.index(options["umask"])
-    cwd = options["cwd"]
     close_fds = bool(options["close_fds"])
     pass_fds = options["pass_fds"]
     if pass_fds and not close_fds:
         warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=5)
         close_fds = True
+    groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
+    # What _posixsubprocess.fork_exec checks, in its order.
+    restore_signals = options["restore_signals"]
+    start_new_session = options["start_new_session"]
+    if sys.version_info < (3, 12):
+        # C ints before 3.12, any object (a truth value) since.
+        restore_signals = _c_int(restore_signals)
+        start_new_session = _c_int(start_new_session)
+    process_group = _process_group(options.get("process_group"))
+    umask = _c_int(options["umask"])
+    fds_to_keep = _fds_to_keep(pass_fds)
+    _check_id_ranges(groups, gid, uid)
+    cwd = options["cwd"]
     clone_path = umask >= 0 or groups is not None or gid is not None or uid is not None
     if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS)):
         # This libc lacks the posix_spawn extension the option needs (the clone path
         # does these itself).
         return None
-    process_group = options.get("process_group")
     return _Options(
         executable=options["executable"],
         env=options["env"],
         cwd=cwd,
         close_fds=close_fds,
-        pass_fds=pass_fds,
-        start_new_session=bool(options["start_new_session"]),
-        process_group=None if process_group is None or process_group < 0 else int(process_group),
-        restore_signals=bool(options["restore_signals"]),
+        fds_to_keep=fds_to_keep,
+        start_new_session=bool(start_new_session),
+        process_group=process_group,
+        restore_signals=bool(restore_signals),
         # Popen hands it to fcntl(), which passes on the low 32 bits of its int value (the
         # kernel reads an unsigned int); operator.index: an int subclass's own & is not used.
         pipe_size=operator.index(pipesize) & 0xFFFFFFFF if pipesize > 0 else None,
@@ -248,10 +331,6 @@ def plan_native(
     if executable is None:
         executable = args[0]
 
-    fds_to_keep = sorted({int(fd) for fd in options.pass_fds}) if options.pass_fds else []
-    if fds_to_keep and fds_to_keep[0] < 0:
-        # _posixsubprocess's check.
-        raise ValueError("bad value(s) in fds_to_keep")
     env = options.env
     cwd = options.cwd
     return NativeSpawn(
@@ -263,7 +342,7 @@ def plan_native(
         _stdio(stdout),
         _stdio(stderr),
         options.close_fds,
-        fds_to_keep,
+        options.fds_to_keep,
         options.start_new_session,
         options.process_group,
         options.restore_signals,

@@ -283,3 +283,12 @@ class SubprocessStreamProtocol(asyncio.subprocess.SubprocessStreamProtocol):
                 reader=None,
                 loop=self._loop,
             )
+
+    def pipe_connection_lost(self, fd: int, exc: Optional[Exception]) -> None:
+        super().pipe_connection_lost(fd, exc)
+        if fd == 0 and exc is not None:
+            # 3.9 and 3.10 leave the broken pipe in the future only wait_closed() awaits,
+            # so it is logged as "Future exception was never retrieved" when that future
+            # is collected, though calling wait_closed() is optional. 3.11+ mark it as
+            # retrieved here (cpython#104340); so does fastspawn, on every version.
+            self._stdin_closed._log_traceback = False  # type: ignore[attr-defined]
