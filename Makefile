@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: install bench test test-rust lint test-python clean
+.PHONY: install bench test test-rust lint test-python test-versions clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,20 @@ test-python: install
 	FASTSPAWN_NO_PIDFD=1 $(PYTEST) -q tests/test_process.py tests/test_lifecycle.py
 	$(PYTEST) tests
 
-test: test-rust lint test-python
+# The same suite (but the conformance suite, which already covers them) on every other
+# installed Python >= 3.9, each in a venv of its own with the same abi3 wheel.
+test-versions: install
+	rm -rf $(VENV)/wheel
+	$(PY) -m pip wheel -q --no-deps -w $(VENV)/wheel .
+	set -e; for exe in $$($(PY) tests/pythons.py --others); do \
+		version=$$($$exe -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		echo "== Python $$version ($$exe)"; \
+		$$exe -m venv --clear $(VENV)-$$version; \
+		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(VENV)/wheel/fastspawn-*.whl)[test,bench]"; \
+		$(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py; \
+	done
+
+test: test-rust lint test-python test-versions
 
 clean:
 	rm -rf $(VENV) target dist

@@ -10,52 +10,25 @@ The counts are printed at the end of the run.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import pythons
 
 import fastspawn
 
 RUNNER = pathlib.Path(__file__).with_name("stdlib_conformance.py")
 RESULTS: list[dict[str, Any]] = []
-UNSUPPORTED: list[str] = []
 
 
-def interpreters() -> list[str]:
-    """The current interpreter plus pyenv's, one per version, >= 3.9."""
-    found: dict[tuple[int, int], str] = {sys.version_info[:2]: sys.executable}
-    candidates = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")) + glob.glob("/usr/bin/python3.[0-9]*")
-    for exe in sorted(candidates):
-        try:
-            out = subprocess.run(
-                [exe, "-c", "import sys; sys.stdout.write('%d %d' % sys.version_info[:2])"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            ).stdout.split()
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if len(out) != 2:
-            continue
-        version = (int(out[0]), int(out[1]))
-        if version < (3, 9):
-            label = f"{version[0]}.{version[1]} ({exe})"
-            if label not in UNSUPPORTED:
-                UNSUPPORTED.append(label)
-            continue
-        found.setdefault(version, exe)
-    return [found[v] for v in sorted(found)]
-
-
-INTERPRETERS = interpreters()
+_FOUND, UNSUPPORTED = pythons.find()
+INTERPRETERS = [_FOUND[v] for v in sorted(_FOUND)]
 
 
 @pytest.fixture(scope="module")
