@@ -524,7 +524,7 @@ class Workload:
 US_PER_SPAWN = Metric("us_per_spawn", "us per spawn", False)
 MEDIAN_US = Metric("median_us", "median us of one spawn", False)
 MB_PER_S = Metric("mb_per_s", "MB/s", True)
-CHILD_BUSY = Metric("child_busy", "child CPU time / wall time (1: the child never waited for the reader)", True)
+CHILD_BUSY = Metric("child_busy", "child busy (CPU / wall time)", True)
 
 
 def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
