@@ -150,21 +150,32 @@ def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[lis
 
 
 class _Options(NamedTuple):
-    """The keyword arguments of one spawn, converted as ``Popen`` converts them."""
+    """The keyword arguments of one spawn after ``Popen.__init__``'s checks; what
+    ``_execute_child`` and ``fork_exec`` check later is still raw (see ``_ForkExec``)."""
 
     executable: Any
     env: Any
     cwd: Any
     close_fds: bool
+    pass_fds: Any
+    start_new_session: Any
+    process_group: Any
+    restore_signals: Any
+    pipe_size: Optional[int]
+    umask: Any
+    groups: Optional[list[int]]
+    gid: Optional[int]
+    uid: Optional[int]
+
+
+class _ForkExec(NamedTuple):
+    """The options ``_execute_child``/``fork_exec`` convert, converted."""
+
     fds_to_keep: list[int]
     start_new_session: bool
     process_group: Optional[int]
     restore_signals: bool
-    pipe_size: Optional[int]
     umask: Optional[int]
-    groups: Optional[list[int]]
-    gid: Optional[int]
-    uid: Optional[int]
 
 
 # The C types _posixsubprocess converts to (Linux, LP64: 32-bit int and uid_t/gid_t,
@@ -172,6 +183,14 @@ class _Options(NamedTuple):
 _INT_MAX = 2**31 - 1
 _LONG_MAX = 2**63 - 1
 _ID_MAX = 2**32 - 1
+
+
+def _tp_name(tp: type) -> str:
+    """The type's name as C error messages give it (``tp_name``): qualified by its module
+    for a static type, as its class statement named it for a heap type."""
+    if tp.__flags__ & (1 << 9) or tp.__module__ == "builtins":  # Py_TPFLAGS_HEAPTYPE
+        return tp.__name__
+    return f"{tp.__module__}.{tp.__qualname__}"
 
 
 def _c_int(value: Any) -> int:
@@ -183,7 +202,17 @@ def _c_int(value: Any) -> int:
         try:
             number = operator.index(value)
         except TypeError:
-            raise TypeError(f"an integer is required (got type {type(value).__name__})") from None
+            message = f"an integer is required (got type {_tp_name(type(value))})"
+            if not hasattr(type(value), "__int__"):
+                raise TypeError(message) from None
+            # 3.9 still takes __int__, with a warning.
+            warnings.warn(
+                f"{message}.  Implicit conversion to integers using __int__ is deprecated, and may be "
+                "removed in a future version of Python.",
+                DeprecationWarning,
+                stacklevel=6,
+            )
+            number = int(value)
     else:
         number = operator.index(value)
     if sys.version_info >= (3, 12):
@@ -222,13 +251,10 @@ def _id_range_error(number: int, kind: str) -> Optional[OverflowError]:
     return None
 
 
-def _fds_to_keep(pass_fds: Any) -> list[int]:
-    """``pass_fds`` as Popen hands it to fork_exec (ints, sorted, no duplicates), with
-    fork_exec's check."""
-    fds = sorted({int(fd) for fd in pass_fds}) if pass_fds else []
+def _check_fds_to_keep(fds: list[int]) -> None:
+    """fork_exec's check of the sorted ``pass_fds``."""
     if fds and (fds[0] < 0 or fds[-1] > _INT_MAX):
         raise ValueError("bad value(s) in fds_to_keep")
-    return fds
 
 
 def _check_id_ranges(groups: Optional[list[int]], gid: Optional[int], uid: Optional[int]) -> None:
@@ -262,44 +288,76 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=5)
         close_fds = True
     groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
-    # What _posixsubprocess.fork_exec checks, in its order.
-    restore_signals = options["restore_signals"]
-    start_new_session = options["start_new_session"]
-    if sys.version_info < (3, 12):
-        # C ints before 3.12, any object (a truth value) since.
-        restore_signals = _c_int(restore_signals)
-        start_new_session = _c_int(start_new_session)
-    process_group = _process_group(options.get("process_group"))
-    umask = _c_int(options["umask"])
-    fds_to_keep = _fds_to_keep(pass_fds)
-    _check_id_ranges(groups, gid, uid)
-    cwd = options["cwd"]
-    clone_path = umask >= 0 or groups is not None or gid is not None or uid is not None
-    if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (close_fds and not _CAN_CLOSE_FDS)):
-        # This libc lacks the posix_spawn extension the option needs (the clone path
-        # does these itself).
-        return None
     return _Options(
         executable=options["executable"],
         env=options["env"],
-        cwd=cwd,
+        cwd=options["cwd"],
         close_fds=close_fds,
-        fds_to_keep=fds_to_keep,
-        start_new_session=bool(start_new_session),
-        process_group=process_group,
-        restore_signals=bool(restore_signals),
+        pass_fds=pass_fds,
+        start_new_session=options["start_new_session"],
+        process_group=options.get("process_group"),
+        restore_signals=options["restore_signals"],
         # Popen hands it to fcntl(), which passes on the low 32 bits of its int value (the
         # kernel reads an unsigned int); operator.index: an int subclass's own & is not used.
         pipe_size=operator.index(pipesize) & 0xFFFFFFFF if pipesize > 0 else None,
-        umask=umask if umask >= 0 else None,
+        umask=options["umask"],
         groups=groups,
         gid=gid,
         uid=uid,
     )
 
 
+def _takes_posix_spawn_shortcut(options: _Options, executable: Any, stdio: tuple[Any, Any, Any]) -> bool:
+    """Whether ``Popen._execute_child`` would call ``os.posix_spawn`` rather than
+    ``fork_exec`` (its condition, evaluated in its order, so its errors come too); that
+    path converts none of ``fork_exec``'s C ints."""
+    _, stdout, stderr = stdio
+    # Popen's p2cread/c2pwrite/errwrite: PIPE and DEVNULL become new descriptors (> 2);
+    # stderr=STDOUT without a stdout pipe becomes the parent's stdout (1).
+    low_fd = any(isinstance(v, int) and 0 <= v <= 2 for v in stdio) or (stderr == subprocess.STDOUT and stdout is None)
+    process_group = -1 if options.process_group is None else options.process_group
+    return bool(
+        _USE_POSIX_SPAWN
+        and os.path.dirname(executable)
+        and (not options.close_fds or _HAVE_POSIX_SPAWN_CLOSEFROM)
+        and not options.pass_fds
+        and options.cwd is None
+        and not low_fd
+        and not options.start_new_session
+        and (sys.version_info < (3, 11) or process_group == -1)
+        and options.gid is None
+        and options.groups is None
+        and options.uid is None
+        and options.umask < 0
+    )
+
+
+def _fork_exec_options(options: _Options, shortcut: bool) -> _ForkExec:
+    """The options ``fork_exec`` converts, with its errors in its order (before the
+    ``args``/``cwd`` conversions and the credential range checks); none on Popen's
+    ``os.posix_spawn`` path, which only takes ``restore_signals``' truth value."""
+    if shortcut:
+        return _ForkExec([], False, None, bool(options.restore_signals), None)
+    restore_signals = options.restore_signals
+    start_new_session = options.start_new_session
+    if sys.version_info < (3, 12):
+        # C ints before 3.12, any object (a truth value) since.
+        restore_signals = _c_int(restore_signals)
+        start_new_session = _c_int(start_new_session)
+    fds = sorted({int(fd) for fd in options.pass_fds}) if options.pass_fds else []
+    process_group = _process_group(options.process_group)
+    umask = _c_int(options.umask)
+    _check_fds_to_keep(fds)
+    return _ForkExec(fds, bool(start_new_session), process_group, bool(restore_signals), umask if umask >= 0 else None)
+
+
 # No keywords at all is the common case: converted once.
 _NO_OPTIONS = _convert_options({})
+assert _NO_OPTIONS is not None
+_NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
+# Popen's own switches for its os.posix_spawn path (3.13 added the closefrom one).
+_USE_POSIX_SPAWN: bool = getattr(subprocess, "_USE_POSIX_SPAWN", False)
+_HAVE_POSIX_SPAWN_CLOSEFROM: bool = getattr(subprocess, "_HAVE_POSIX_SPAWN_CLOSEFROM", False)
 
 
 def plan_native(
@@ -331,25 +389,46 @@ def plan_native(
     if executable is None:
         executable = args[0]
 
+    stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
+    if options is _NO_OPTIONS:
+        fork_exec = _NO_FORK_EXEC
+        env_list = None if env is None else _env_list(env)
+    else:
+        shortcut = _takes_posix_spawn_shortcut(options, executable, stdio)
+        env_list = None if env is None else _env_list(env)
+        fork_exec = _fork_exec_options(options, shortcut)
+    program = os.fsencode(executable)
+    argv = [os.fsencode(a) for a in args]
+    cwd_bytes = None if cwd is None else os.fsencode(cwd)
+    if options.groups is not None or options.gid is not None or options.uid is not None:
+        # fork_exec converts the arguments, cwd and environment (refusing NUL bytes)
+        # before the ids; the core would find NUL bytes only at the spawn.
+        if any(b"\0" in item for item in (program, cwd_bytes or b"", *argv, *(env_list or ()))):
+            raise ValueError("embedded null byte")
+        _check_id_ranges(options.groups, options.gid, options.uid)
+    clone_path = fork_exec.umask is not None or options.groups is not None or options.gid is not None
+    clone_path = clone_path or options.uid is not None or fork_exec.process_group is not None
+    if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (options.close_fds and not _CAN_CLOSE_FDS)):
+        # This libc lacks the posix_spawn extension the option needs (the clone path
+        # does these itself).
+        return None
     return NativeSpawn(
-        os.fsencode(executable),
-        [os.fsencode(a) for a in args],
-        None if env is None else _env_list(env),
-        None if cwd is None else os.fsencode(cwd),
-        _stdio(stdin),
-        _stdio(stdout),
-        _stdio(stderr),
+        program,
+        argv,
+        env_list,
+        cwd_bytes,
+        *stdio,
         options.close_fds,
-        options.fds_to_keep,
-        options.start_new_session,
-        options.process_group,
-        options.restore_signals,
+        fork_exec.fds_to_keep,
+        fork_exec.start_new_session,
+        fork_exec.process_group,
+        fork_exec.restore_signals,
         options.pipe_size,
         executable,
         cwd,
-        options.umask,
+        fork_exec.umask,
         options.groups,
         options.gid,
         options.uid,
