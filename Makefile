@@ -37,7 +37,8 @@ test-python: install
 	$(PYTEST) tests
 
 # The same suite (but the conformance suite, which already covers them) on every other
-# installed Python >= 3.9, each in a venv of its own with the same abi3 wheel.
+# installed Python >= 3.9, each in a venv of its own with the same abi3 wheel, and the
+# fallback reaper's part of it.
 test-versions: install
 	rm -rf $(VENV)/wheel
 	$(PY) -m pip wheel -q --no-deps -w $(VENV)/wheel .
@@ -47,6 +48,7 @@ test-versions: install
 		$$exe -m venv --clear $(VENV)-$$version; \
 		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(VENV)/wheel/fastspawn-*.whl)[test,bench]"; \
 		$(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py; \
+		FASTSPAWN_NO_PIDFD=1 $(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests/test_process.py tests/test_lifecycle.py; \
 	done
 
 test: test-rust lint test-python test-versions

@@ -156,3 +156,22 @@ def test_read_to_eof_keeps_output_when_cancelled() -> None:
         return await reader.read()
 
     assert asyncio.run(main()) == b"first second third"
+
+
+def test_anext_called_directly_is_a_coroutine_that_takes_nothing_until_it_runs() -> None:
+    def direct(reader_cls: type) -> tuple[bytes, bytes, list[bytes]]:
+        async def main() -> tuple[bytes, bytes, list[bytes]]:
+            reader = reader_cls()
+            reader.feed_data(b"a\nb\nc\n")
+            reader.feed_eof()
+            first = await reader.__anext__()
+            dropped = reader.__anext__()  # never awaited: must not take "b\n"
+            dropped.close()
+            second = await asyncio.create_task(reader.__anext__())
+            rest = [line async for line in reader]
+            return first, second, rest
+
+        result: tuple[bytes, bytes, list[bytes]] = asyncio.run(main())
+        return result
+
+    assert direct(fastspawn.StreamReader) == direct(asyncio.StreamReader) == (b"a\n", b"b\n", [b"c\n"])

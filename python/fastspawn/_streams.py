@@ -17,7 +17,7 @@ use, so ``readline``, ``readuntil`` and their errors (``LimitOverrunError``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Optional, Protocol, SupportsIndex
 
 from . import _core
@@ -211,9 +211,11 @@ class StreamReader(asyncio.StreamReader):
         # The async iterator is a Rust object: a buffered line costs no Python frame.
         return _core.LineIter(self, self._buffer, self._limit)
 
-    def __anext__(self) -> Awaitable[bytes]:  # type: ignore[override]
-        # One step of the same Rust iterator `async for` uses, for direct callers.
-        return self.__aiter__().__anext__()  # type: ignore[no-any-return]
+    async def __anext__(self) -> bytes:
+        # For direct callers only (`async for` uses the iterator __aiter__ returns): a
+        # coroutine, as asyncio's, so nothing is taken from the buffer until it runs.
+        line: bytes = await self.__aiter__().__anext__()
+        return line
 
     async def _anext_slow(self) -> bytes:
         line = await self.readline()

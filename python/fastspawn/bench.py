@@ -312,9 +312,10 @@ def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
     ``head -c nbytes /dev/zero``. The floor reads with ``os.readv`` into a reused 1 MiB buffer.
 
     A second metric, ``child_busy``, is the child's CPU time (user + system) divided by the
-    wall time: the share of the run in which the producer was working rather than waiting
-    for the reader to drain the pipe. Near 1.0 the reader never held the child back, and
-    the rate is what the child managed to write."""
+    time from the spawn to EOF (the child's exit; reaping it may come later): the share of
+    that time in which the producer was working rather than waiting for the reader to drain
+    the pipe. Near 1.0 the reader never held the child back, and the rate is what the child
+    managed to write."""
     argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
     child_cpu_before = _reaped_children_cpu_seconds()
     if impl == "floor":
@@ -327,25 +328,27 @@ def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
                 total += n
         finally:
             os.close(fd)
+        to_eof = time.perf_counter() - start
         code: Optional[int] = _floor_reap(pid)
         elapsed = time.perf_counter() - start
     else:
 
-        async def main() -> tuple[float, int, Optional[int]]:
+        async def main() -> tuple[float, float, int, Optional[int]]:
             start = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE)
             assert proc.stdout is not None
             total = 0
             while data := await proc.stdout.read(chunk):
                 total += len(data)
+            to_eof = time.perf_counter() - start
             code = await proc.wait()
-            return time.perf_counter() - start, total, code
+            return time.perf_counter() - start, to_eof, total, code
 
-        elapsed, total, code = run_on(impl, main)
+        elapsed, to_eof, total, code = run_on(impl, main)
     _check_exit(code, "head")
     _check(total == nbytes, f"read {total} bytes, expected {nbytes}")
     child_cpu = _reaped_children_cpu_seconds() - child_cpu_before
-    return {"mb_per_s": nbytes / elapsed / 1e6, "child_busy": child_cpu / elapsed}
+    return {"mb_per_s": nbytes / elapsed / 1e6, "child_busy": child_cpu / to_eof}
 
 
 def communicate_big(impl: str, nbytes: int) -> Metrics:
