@@ -104,6 +104,12 @@ CASES: dict[str, Callable[[], Any]] = {
     "group 2**40": exec_("true", group=2**40),
     "extra_groups 2**40": exec_("true", extra_groups=[2**40]),
     "bad group and bad user": exec_("true", group=2**40, user=2**40),
+    # Popen's order changed in 3.11: the descriptors first before, the credentials first since.
+    "stdout without fileno, negative user": exec_("true", stdout=object(), user=-1),
+    "NUL in environment, huge uid": exec_("true", env={"A": "b\0"}, user=2**40),
+    "illegal environment name, huge umask": exec_("true", env={"A=": "b"}, umask=2**40),
+    "int in PATH, huge pass_fds": exec_("true", env={"PATH": 5}, pass_fds=(2**31,)),
+    "NUL in argument, huge extra group": exec_("echo", "a\0b", extra_groups=[2**40]),
     "umask 2**31": exec_("true", umask=2**31),
     "umask 2**40": exec_("true", umask=2**40),
     "umask -2**40": exec_("true", umask=-(2**40)),

@@ -355,6 +355,7 @@ def _fork_exec_options(options: _Options, shortcut: bool) -> _ForkExec:
 _NO_OPTIONS = _convert_options({})
 assert _NO_OPTIONS is not None
 _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
+_STDIO_BEFORE_CREDENTIALS = sys.version_info < (3, 11)
 # Popen's own switches for its os.posix_spawn path (3.13 added the closefrom one).
 _USE_POSIX_SPAWN: bool = getattr(subprocess, "_USE_POSIX_SPAWN", False)
 _HAVE_POSIX_SPAWN_CLOSEFROM: bool = getattr(subprocess, "_HAVE_POSIX_SPAWN_CLOSEFROM", False)
@@ -368,6 +369,9 @@ def plan_native(
         return None
     if _STDOUT_CHECKED_FIRST and stdout is subprocess.STDOUT:
         raise ValueError("STDOUT can only be used for stderr")
+    # Popen takes the descriptors of stdin/stdout/stderr before the credentials until 3.10,
+    # after them since 3.11.
+    early_stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr)) if _STDIO_BEFORE_CREDENTIALS else None
     options = _convert_options(kwargs) if kwargs else _NO_OPTIONS
     if options is None:
         return None
@@ -389,7 +393,7 @@ def plan_native(
     if executable is None:
         executable = args[0]
 
-    stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
+    stdio = early_stdio or (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
     if options is _NO_OPTIONS:
