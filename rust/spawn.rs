@@ -248,21 +248,34 @@ impl SpawnAttr {
     }
 
     fn configure(&mut self, req: &SpawnRequest) -> io::Result<()> {
-        let mut flags: c_int = 0;
-        if req.restore_signals {
-            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-            // SAFETY: sigemptyset initialises `set`; sigaddset only modifies it.
-            unsafe {
-                libc::sigemptyset(set.as_mut_ptr());
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises `set`; sigaddset only modifies it.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            if req.restore_signals {
                 libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
                 libc::sigaddset(set.as_mut_ptr(), libc::SIGXFSZ);
             }
-            // SAFETY: the attr is initialised and `set` was initialised above.
-            cvt_nz(unsafe {
-                libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), set.as_ptr())
-            })?;
-            flags |= libc::POSIX_SPAWN_SETSIGDEF;
         }
+        // glibc's child sets its two internal signals (SIGCANCEL, SIGSETXID: 32 and 33) to
+        // SIG_IGN unless they are in the default set, and an ignored signal stays ignored
+        // across exec: the program would start with them ignored, where `subprocess`'s
+        // children do not. sigaddset refuses them, so their bits are set directly.
+        for signal in GLIBC_INTERNAL_SIGNALS {
+            let bit = signal as usize - 1;
+            // SAFETY: glibc's sigset_t is an array of unsigned longs, one bit per signal
+            // from 1 (`set` was initialised above); signals 32 and 33 lie in the first
+            // 128 bits of its 1024.
+            unsafe {
+                *set.as_mut_ptr()
+                    .cast::<libc::c_ulong>()
+                    .add(bit / libc::c_ulong::BITS as usize) |=
+                    1 << (bit % libc::c_ulong::BITS as usize);
+            }
+        }
+        // SAFETY: the attr is initialised and `set` was initialised above.
+        cvt_nz(unsafe { libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), set.as_ptr()) })?;
+        let mut flags = c_int::from(libc::POSIX_SPAWN_SETSIGDEF);
         if req.new_session {
             flags |= c_int::from(libc::POSIX_SPAWN_SETSID);
         }
@@ -275,6 +288,9 @@ impl SpawnAttr {
         cvt_nz(unsafe { libc::posix_spawnattr_setflags(self.as_mut_ptr(), flags as libc::c_short) })
     }
 }
+
+/// glibc's SIGCANCEL and SIGSETXID (`__SIGRTMIN` and `__SIGRTMIN + 1`).
+const GLIBC_INTERNAL_SIGNALS: [c_int; 2] = [32, 33];
 
 impl Drop for SpawnAttr {
     fn drop(&mut self) {

@@ -8,6 +8,7 @@ import os
 import pathlib
 import resource
 import signal
+import subprocess
 import sys
 from asyncio.subprocess import DEVNULL, PIPE, STDOUT
 from typing import Any
@@ -653,3 +654,17 @@ def test_a_second_concurrent_read_raises_and_the_first_keeps_the_data(impl: Impl
         b"hi\n",
         ("RuntimeError", "read() called while another coroutine is already waiting for incoming data"),
     ]
+
+
+@pytest.mark.parametrize("restore_signals", [True, False])
+def test_child_starts_with_the_signals_popen_leaves_ignored(impl: Impl, restore_signals: bool) -> None:
+    # glibc's posix_spawn would leave its internal signals (32, 33) ignored in the program.
+    argv = ["grep", "^SigIgn", "/proc/self/status"]  # a bare name: Popen's fork_exec path
+
+    async def main() -> bytes:
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=PIPE, restore_signals=restore_signals)
+        out, _ = await proc.communicate()
+        return out
+
+    expected = subprocess.run(argv, capture_output=True, check=True, restore_signals=restore_signals).stdout
+    assert impl.run(main()) == expected
