@@ -259,9 +259,12 @@ impl SpawnAttr {
         }
         // glibc's child sets its two internal signals (SIGCANCEL, SIGSETXID: 32 and 33) to
         // SIG_IGN unless they are in the default set, and an ignored signal stays ignored
-        // across exec: the program would start with them ignored, where `subprocess`'s
-        // children do not. sigaddset refuses them, so their bits are set directly.
+        // across exec. Popen's fork + exec leaves each as this process has it: ignored
+        // only if ignored here. sigaddset refuses them, so their bits are set directly.
         for signal in GLIBC_INTERNAL_SIGNALS {
+            if ignored_here(signal) {
+                continue;
+            }
             let bit = signal as usize - 1;
             // SAFETY: glibc's sigset_t is an array of unsigned longs, one bit per signal
             // from 1 (`set` was initialised above); signals 32 and 33 lie in the first
@@ -291,6 +294,33 @@ impl SpawnAttr {
 
 /// glibc's SIGCANCEL and SIGSETXID (`__SIGRTMIN` and `__SIGRTMIN + 1`).
 const GLIBC_INTERNAL_SIGNALS: [c_int; 2] = [32, 33];
+
+/// Whether `signal` is ignored in this process. Asked of the kernel directly, because
+/// glibc's `sigaction` refuses its internal signals.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn ignored_here(signal: c_int) -> bool {
+    // The kernel's struct sigaction on these architectures: the handler comes first,
+    // then flags, restorer and an 8-byte mask.
+    let mut old = [0usize; 4];
+    // SAFETY: rt_sigaction with no new action only writes the current one into `old`,
+    // which is large enough for the kernel's struct; 8 is the kernel's sigset size.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            std::ptr::null::<libc::c_void>(),
+            old.as_mut_ptr(),
+            8usize,
+        )
+    };
+    ret == 0 && old[0] == libc::SIG_IGN
+}
+
+/// Elsewhere the kernel's struct layout differs: keep glibc's behaviour (ignored).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn ignored_here(_signal: c_int) -> bool {
+    true
+}
 
 impl Drop for SpawnAttr {
     fn drop(&mut self) {
