@@ -668,3 +668,33 @@ def test_child_starts_with_the_signals_popen_leaves_ignored(impl: Impl, restore_
 
     expected = subprocess.run(argv, capture_output=True, check=True, restore_signals=restore_signals).stdout
     assert impl.run(main()) == expected
+
+
+IGNORED_INTERNAL_SIGNALS_SCRIPT = """
+import asyncio, subprocess, fastspawn
+argv = ["grep", "^SigIgn", "/proc/self/status"]
+async def main():
+    proc = await fastspawn.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
+    return (await proc.communicate())[0]
+ours = asyncio.run(main())
+stock = subprocess.run(argv, capture_output=True, check=True).stdout
+mine = [line for line in open("/proc/self/status") if line.startswith("SigIgn")][0]
+print(int(mine.split()[1], 16) >> 31 & 1, ours == stock, ours, stock)
+"""
+
+
+def test_internal_signals_this_process_ignores_stay_ignored_in_the_child() -> None:
+    # A process started by glibc's posix_spawn has signal 32 ignored; its children must
+    # inherit that as Popen's would.
+    r, w = os.pipe()
+    try:
+        script = [PY, "-c", IGNORED_INTERNAL_SIGNALS_SCRIPT]
+        pid = os.posix_spawn(PY, script, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    ignored_here, same = out.split()[:2]
+    assert ignored_here == "1", out
+    assert same == "True", out
