@@ -396,13 +396,10 @@ def plan_native(
     stdio = early_stdio or (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
-    if options is _NO_OPTIONS:
-        fork_exec = _NO_FORK_EXEC
-        env_list = None if env is None else _env_list(env)
-    else:
-        shortcut = _takes_posix_spawn_shortcut(options, executable, stdio)
-        env_list = None if env is None else _env_list(env)
-        fork_exec = _fork_exec_options(options, shortcut)
+    # In Popen's order: the choice of path, the environment list, fork_exec's conversions.
+    shortcut = options is not _NO_OPTIONS and _takes_posix_spawn_shortcut(options, executable, stdio)
+    env_list = None if env is None else _env_list(env)
+    fork_exec = _NO_FORK_EXEC if options is _NO_OPTIONS else _fork_exec_options(options, shortcut)
     program = os.fsencode(executable)
     argv = [os.fsencode(a) for a in args]
     cwd_bytes = None if cwd is None else os.fsencode(cwd)
