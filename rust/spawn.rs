@@ -282,11 +282,7 @@ impl SpawnAttr {
         if req.new_session {
             flags |= c_int::from(libc::POSIX_SPAWN_SETSID);
         }
-        if let Some(pgroup) = req.process_group {
-            // SAFETY: the attr is initialised; the call stores the integer.
-            cvt_nz(unsafe { libc::posix_spawnattr_setpgroup(self.as_mut_ptr(), pgroup) })?;
-            flags |= libc::POSIX_SPAWN_SETPGROUP;
-        }
+        // A process group is never asked of posix_spawn: see `spawn`.
         // SAFETY: the attr is initialised; the flags are valid glibc flags.
         cvt_nz(unsafe { libc::posix_spawnattr_setflags(self.as_mut_ptr(), flags as libc::c_short) })
     }

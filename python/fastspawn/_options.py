@@ -251,12 +251,6 @@ def _id_range_error(number: int, kind: str) -> Optional[OverflowError]:
     return None
 
 
-def _check_fds_to_keep(fds: list[int]) -> None:
-    """fork_exec's check of the sorted ``pass_fds``."""
-    if fds and (fds[0] < 0 or fds[-1] > _INT_MAX):
-        raise ValueError("bad value(s) in fds_to_keep")
-
-
 def _check_id_ranges(groups: Optional[list[int]], gid: Optional[int], uid: Optional[int]) -> None:
     """fork_exec's range checks on the credentials ``_credentials`` accepted, in its order."""
     if groups is not None and any(_id_range_error(g, "gid") for g in groups):
@@ -347,7 +341,8 @@ def _fork_exec_options(options: _Options, shortcut: bool) -> _ForkExec:
     fds = sorted({int(fd) for fd in options.pass_fds}) if options.pass_fds else []
     process_group = _process_group(options.process_group)
     umask = _c_int(options.umask)
-    _check_fds_to_keep(fds)
+    if fds and (fds[0] < 0 or fds[-1] > _INT_MAX):
+        raise ValueError("bad value(s) in fds_to_keep")
     return _ForkExec(fds, bool(start_new_session), process_group, bool(restore_signals), umask if umask >= 0 else None)
 
 

@@ -112,15 +112,10 @@ def _maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _reaped_children_cpu_seconds() -> float:
-    """User + system CPU time of this process's children that have been reaped so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU time of this process, all threads included (``RUSAGE_CHILDREN``:
+    of its children reaped so far)."""
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
 
@@ -317,7 +312,7 @@ def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
     the pipe. Near 1.0 the reader never held the child back, and the rate is what the child
     managed to write."""
     argv = [_which("head"), "-c", str(nbytes), "/dev/zero"]
-    child_cpu_before = _reaped_children_cpu_seconds()
+    child_cpu_before = _cpu_seconds(resource.RUSAGE_CHILDREN)
     if impl == "floor":
         buf = bytearray(MIB)
         start = time.perf_counter()
@@ -347,7 +342,7 @@ def read_chunks(impl: str, nbytes: int, chunk: int = 65536) -> Metrics:
         elapsed, to_eof, total, code = run_on(impl, main)
     _check_exit(code, "head")
     _check(total == nbytes, f"read {total} bytes, expected {nbytes}")
-    child_cpu = _reaped_children_cpu_seconds() - child_cpu_before
+    child_cpu = _cpu_seconds(resource.RUSAGE_CHILDREN) - child_cpu_before
     return {"mb_per_s": nbytes / elapsed / 1e6, "child_busy": child_cpu / to_eof}
 
 
