@@ -1,7 +1,8 @@
-"""The Python interpreters installed on this machine: the current one plus pyenv's and
-``/usr/bin/python3.X``, one per version.
+"""The Python interpreters installed on this machine: the current one plus pyenv's,
+``/usr/bin/python3.X`` and those ``tools/get-pythons.sh`` put in ``.pythons/`` (at
+``.pythons/3.X/usr/bin/python3.X``), one per version.
 
-``python tests/pythons.py --others`` prints those fastspawn supports (>= 3.9) other
+``python tests/pythons.py --others`` prints those fastspawn supports (>= 3.11) other
 than the running one, one path per line, for ``make test-versions``.
 """
 
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
-MIN_VERSION = (3, 9)
+MIN_VERSION = (3, 11)
+# Where tools/get-pythons.sh leaves the interpreters that it gets.
+PYTHONS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pythons")
 
 
 def find() -> tuple[dict[tuple[int, int], str], list[str]]:
@@ -20,8 +24,13 @@ def find() -> tuple[dict[tuple[int, int], str], list[str]]:
     current one first for its version, and labels of the older ones found."""
     found: dict[tuple[int, int], str] = {sys.version_info[:2]: sys.executable}
     too_old: list[str] = []
-    candidates = glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")) + glob.glob("/usr/bin/python3.[0-9]*")
-    for exe in sorted(candidates):
+    candidates = sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/*/bin/python")) + glob.glob("/usr/bin/python3.[0-9]*")
+    )
+    candidates += sorted(glob.glob(os.path.join(PYTHONS_DIR, "*", "usr", "bin", "python3.[0-9]*")))
+    for exe in candidates:
+        if not re.fullmatch(r"python(3\.\d+)?", os.path.basename(exe)):
+            continue  # python3.X-config, python3.Xm, ...
         try:
             out = subprocess.run(
                 [exe, "-c", "import sys; sys.stdout.write('%d %d' % sys.version_info[:2])"],

@@ -91,9 +91,8 @@ def test_run_and_runner_loop_factory() -> None:
         return (await proc.communicate())[0]
 
     assert fastspawn.run(main()) == b"run\n"
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(loop_factory=fastspawn.new_event_loop) as runner:
-            assert runner.run(main()) == b"run\n"
+    with asyncio.Runner(loop_factory=fastspawn.new_event_loop) as runner:
+        assert runner.run(main()) == b"run\n"
 
 
 def test_direct_functions_on_uvloop() -> None:

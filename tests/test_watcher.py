@@ -99,7 +99,7 @@ def test_callbacks_run_in_the_context_they_were_registered_in() -> None:
         seen: list[str] = []
         pipes = [os.pipe(), os.pipe()]
         try:
-            for name, (r, w) in zip(("first", "second"), pipes):
+            for name, (r, w) in zip(("first", "second"), pipes, strict=True):
                 request_id.set(name)
 
                 def callback(r: int = r) -> None:

@@ -8,6 +8,7 @@ fastspawn.
 from __future__ import annotations
 
 from ._core import __version__
+from ._features import Features, features
 from ._install import EventLoop, install, is_installed, new_event_loop, run, uninstall
 from ._options import DELEGATED_OPTIONS, NATIVE_OPTIONS
 from ._process import Process
@@ -19,6 +20,7 @@ __all__ = [
     "DELEGATED_OPTIONS",
     "NATIVE_OPTIONS",
     "EventLoop",
+    "Features",
     "Process",
     "StreamReader",
     "SubprocessStreamProtocol",
@@ -26,6 +28,7 @@ __all__ = [
     "__version__",
     "create_subprocess_exec",
     "create_subprocess_shell",
+    "features",
     "install",
     "is_installed",
     "iter_lines",

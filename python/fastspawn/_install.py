@@ -1,12 +1,13 @@
 """Routing the standard library's event loops through fastspawn.
 
-``install()`` replaces ``_make_subprocess_transport`` on asyncio's Unix selector loop
-class, the one hook every ``loop.subprocess_exec``/``subprocess_shell`` call goes
+``install()`` replaces ``_make_subprocess_transport`` (``_private.hooks.MAKE_TRANSPORT``)
+on asyncio's Unix selector loop class, the one hook every ``loop.subprocess_exec``/``subprocess_shell`` call goes
 through after asyncio has validated its arguments. So ``asyncio.create_subprocess_*``,
 anyio and everything else built on them spawn with fastspawn, and argument errors stay
 exactly asyncio's own.
 
-It also wraps ``asyncio.subprocess.Process.communicate`` so that processes on fastspawn's
+Where the speed layer is on (``_private.FAST_STREAMS``), it also wraps
+``asyncio.subprocess.Process.communicate`` so that processes on fastspawn's
 transports get ``fastspawn.Process``'s short path (see ``_process``); every other
 process, on any loop, runs asyncio's ``communicate`` unchanged.
 """
@@ -14,11 +15,12 @@ process, on any loop, runs asyncio's ``communicate`` unchanged.
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from typing import Any, Coroutine, Optional, TypeVar
 
 from . import _spawn
+from ._private import FAST_STREAMS
+from ._private.hooks import MAKE_TRANSPORT, selector_loop_class, stock_child_watcher_replaced
 from ._process import short_communicate
 
 __all__ = ["EventLoop", "install", "is_installed", "new_event_loop", "run", "uninstall"]
@@ -26,8 +28,6 @@ __all__ = ["EventLoop", "install", "is_installed", "new_event_loop", "run", "uni
 _T = TypeVar("_T")
 
 _lock = threading.Lock()
-# Child watchers (and the policy's _watcher) went away in 3.14.
-_HAS_CHILD_WATCHERS = sys.version_info < (3, 14)
 _saved: Optional[Any] = None
 _saved_communicate: Optional[Any] = None
 _installed_communicate: Optional[Any] = None
@@ -42,15 +42,7 @@ def _stock_machinery_customized(loop: asyncio.AbstractEventLoop) -> bool:
     loop_attrs = vars(loop)
     if "connect_read_pipe" in loop_attrs or "connect_write_pipe" in loop_attrs:
         return True
-    if _HAS_CHILD_WATCHERS:
-        watcher = getattr(asyncio.get_event_loop_policy(), "_watcher", None)
-        if watcher is not None:
-            kind = type(watcher)
-            if kind.__module__ != "asyncio.unix_events" or any(
-                c.__name__ == "FastChildWatcher" and c.__module__ == "asyncio.unix_events" for c in kind.__mro__
-            ):
-                return True
-    return False
+    return stock_child_watcher_replaced()
 
 
 async def _make_subprocess_transport(
@@ -72,7 +64,9 @@ async def _make_subprocess_transport(
 
 
 def _loop_class() -> type[Any]:
-    cls: type[Any] = asyncio.unix_events._UnixSelectorEventLoop
+    cls = selector_loop_class()
+    if cls is None:
+        raise RuntimeError(f"this Python's asyncio has no {MAKE_TRANSPORT} hook on its selector loop to install into")
     return cls
 
 
@@ -83,13 +77,14 @@ def install() -> None:
     global _saved, _saved_communicate, _installed_communicate
     with _lock:
         cls = _loop_class()
-        if cls.__dict__.get("_make_subprocess_transport") is _make_subprocess_transport:
+        if cls.__dict__.get(MAKE_TRANSPORT) is _make_subprocess_transport:
             return
-        _saved = cls.__dict__["_make_subprocess_transport"]
-        cls._make_subprocess_transport = _make_subprocess_transport
-        process: Any = asyncio.subprocess.Process
-        _saved_communicate = process.__dict__["communicate"]
-        _installed_communicate = process.communicate = short_communicate(_saved_communicate)
+        _saved = cls.__dict__[MAKE_TRANSPORT]
+        setattr(cls, MAKE_TRANSPORT, _make_subprocess_transport)
+        if FAST_STREAMS:
+            process: Any = asyncio.subprocess.Process
+            _saved_communicate = process.__dict__["communicate"]
+            _installed_communicate = process.communicate = short_communicate(_saved_communicate)
 
 
 def uninstall() -> None:
@@ -97,27 +92,29 @@ def uninstall() -> None:
     global _saved, _saved_communicate, _installed_communicate
     with _lock:
         cls = _loop_class()
-        if cls.__dict__.get("_make_subprocess_transport") is not _make_subprocess_transport:
+        if cls.__dict__.get(MAKE_TRANSPORT) is not _make_subprocess_transport:
             return
-        cls._make_subprocess_transport = _saved
+        setattr(cls, MAKE_TRANSPORT, _saved)
         _saved = None
         process: Any = asyncio.subprocess.Process
         # Left alone if someone replaced it since (their wrapper may call ours, which runs
         # asyncio's own communicate for every process it does not recognise).
-        if process.__dict__.get("communicate") is _installed_communicate:
+        if _installed_communicate is not None and process.__dict__.get("communicate") is _installed_communicate:
             process.communicate = _saved_communicate
         _saved_communicate = _installed_communicate = None
 
 
 def is_installed() -> bool:
     """Whether ``install()`` is in effect."""
-    return _loop_class().__dict__.get("_make_subprocess_transport") is _make_subprocess_transport
+    cls = selector_loop_class()
+    return cls is not None and cls.__dict__.get(MAKE_TRANSPORT) is _make_subprocess_transport
 
 
 class EventLoop(asyncio.SelectorEventLoop):
     """A stock selector event loop that spawns with fastspawn, installed or not."""
 
-    _make_subprocess_transport = _make_subprocess_transport
+
+setattr(EventLoop, MAKE_TRANSPORT, _make_subprocess_transport)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -127,24 +124,5 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def run(main: Coroutine[Any, Any, _T], *, debug: Optional[bool] = None) -> _T:
     """``asyncio.run`` on an :class:`EventLoop`."""
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-            return runner.run(main)
-    loop = new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        if debug is not None:
-            loop.set_debug(debug)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

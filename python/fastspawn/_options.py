@@ -17,6 +17,7 @@ import warnings
 from typing import Any, NamedTuple, Optional
 
 from . import _core
+from ._private.hooks import popen_posix_spawn_switches
 
 __all__ = ["DELEGATED_OPTIONS", "NATIVE_OPTIONS", "NativeSpawn", "plan_native"]
 
@@ -35,10 +36,8 @@ NATIVE_OPTIONS: dict[str, Any] = {
     "extra_groups": None,
     "umask": -1,
 }
-if sys.version_info >= (3, 10):
-    NATIVE_OPTIONS["pipesize"] = -1
-if sys.version_info >= (3, 11):
-    NATIVE_OPTIONS["process_group"] = None
+NATIVE_OPTIONS["pipesize"] = -1
+NATIVE_OPTIONS["process_group"] = None
 
 # Popen keywords that posix_spawn cannot express; any value but the default delegates.
 DELEGATED_OPTIONS: dict[str, Any] = {
@@ -196,25 +195,7 @@ def _tp_name(tp: type) -> str:
 def _c_int(value: Any) -> int:
     """``value`` as ``_posixsubprocess.fork_exec`` takes a C ``int`` argument (``umask``,
     ``process_group``), with the errors this Python's version of it raises."""
-    if sys.version_info < (3, 10):
-        if isinstance(value, float):
-            raise TypeError("integer argument expected, got float")
-        try:
-            number = operator.index(value)
-        except TypeError:
-            message = f"an integer is required (got type {_tp_name(type(value))})"
-            if not hasattr(type(value), "__int__"):
-                raise TypeError(message) from None
-            # 3.9 still takes __int__, with a warning.
-            warnings.warn(
-                f"{message}.  Implicit conversion to integers using __int__ is deprecated, and may be "
-                "removed in a future version of Python.",
-                DeprecationWarning,
-                stacklevel=6,
-            )
-            number = int(value)
-    else:
-        number = operator.index(value)
+    number = operator.index(value)
     if sys.version_info >= (3, 12):
         if not -_INT_MAX - 1 <= number <= _INT_MAX:
             raise OverflowError("Python int too large to convert to C int")
@@ -270,7 +251,7 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         elif name not in DELEGATED_OPTIONS or value != DELEGATED_OPTIONS[name]:
             # A delegated option, or an unknown keyword (Popen raises TypeError for it).
             return None
-    # Popen's first check among these; 3.9's Popen has no pipesize (a TypeError above).
+    # Popen's first check among these.
     pipesize = options.get("pipesize", -1)
     if pipesize is None:
         pipesize = -1
@@ -318,7 +299,7 @@ def _takes_posix_spawn_shortcut(options: _Options, executable: Any, stdio: tuple
         and options.cwd is None
         and not low_fd
         and not options.start_new_session
-        and (sys.version_info < (3, 11) or process_group == -1)
+        and process_group == -1
         and options.gid is None
         and options.groups is None
         and options.uid is None
@@ -350,10 +331,7 @@ def _fork_exec_options(options: _Options, shortcut: bool) -> _ForkExec:
 _NO_OPTIONS = _convert_options({})
 assert _NO_OPTIONS is not None
 _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
-_STDIO_BEFORE_CREDENTIALS = sys.version_info < (3, 11)
-# Popen's own switches for its os.posix_spawn path (3.13 added the closefrom one).
-_USE_POSIX_SPAWN: bool = getattr(subprocess, "_USE_POSIX_SPAWN", False)
-_HAVE_POSIX_SPAWN_CLOSEFROM: bool = getattr(subprocess, "_HAVE_POSIX_SPAWN_CLOSEFROM", False)
+_USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
 
 
 def plan_native(
@@ -364,9 +342,6 @@ def plan_native(
         return None
     if _STDOUT_CHECKED_FIRST and stdout is subprocess.STDOUT:
         raise ValueError("STDOUT can only be used for stderr")
-    # Popen takes the descriptors of stdin/stdout/stderr before the credentials until 3.10,
-    # after them since 3.11.
-    early_stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr)) if _STDIO_BEFORE_CREDENTIALS else None
     options = _convert_options(kwargs) if kwargs else _NO_OPTIONS
     if options is None:
         return None
@@ -388,7 +363,8 @@ def plan_native(
     if executable is None:
         executable = args[0]
 
-    stdio = early_stdio or (_stdio(stdin), _stdio(stdout), _stdio(stderr))
+    # Popen takes the descriptors of stdin/stdout/stderr after the credentials (3.11+).
+    stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
     # In Popen's order: the choice of path, the environment list, fork_exec's conversions.

@@ -27,7 +27,7 @@ __all__ = ["ReadPipeTransport", "WritePipeTransport"]
 logger = logging.getLogger("asyncio")
 
 # Enough to drain a grown (1 MiB) pipe in a few reads; asyncio reads 256 KiB.
-MAX_READ = 1 << 20
+MAX_PROTOCOL_READ = 1 << 20
 # After this many writes on a lost connection, asyncio logs a warning; we do the same.
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 # asyncio's _FlowControlMixin default high-water mark.
@@ -192,7 +192,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
                 if got:
                     return got
             else:
-                data = pipe.read(MAX_READ)
+                data = pipe.read(MAX_PROTOCOL_READ)
                 if data is None:
                     return 0
                 if data:

@@ -11,6 +11,8 @@ asyncio's own ``communicate()``.
 ``fastspawn.create_subprocess_exec``/``_shell`` return ``Process``. ``install()`` cannot
 change the class asyncio builds, so it gives asyncio's ``Process.communicate`` the same
 short path (``short_communicate``), taken only for processes on fastspawn's transports.
+Both take the short path only where the speed layer is on (``_private.FAST_STREAMS``): it
+runs asyncio's private ``Process._read_stream``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import asyncio
 import functools
 from typing import Any, Callable, Coroutine, Optional, Union
 
+from ._private import FAST_STREAMS
+from ._private.hooks import read_stream, transport_of
 from ._transport import SubprocessTransport
 
 __all__ = ["Process", "short_communicate"]
@@ -40,7 +44,7 @@ def _one_stream(proc: asyncio.subprocess.Process, input: _Input) -> int:
 async def _collect(proc: asyncio.subprocess.Process, fd: int) -> Any:
     # asyncio's own reader coroutine: the same debug logging, read to EOF, then the pipe
     # transport closed; then the wait, as asyncio's communicate() does after its gather.
-    output = await proc._read_stream(fd)  # type: ignore[attr-defined]
+    output = await read_stream(proc, fd)
     await proc.wait()
     return (output, None) if fd == 1 else (None, output)
 
@@ -50,7 +54,7 @@ class Process(asyncio.subprocess.Process):
 
     # Typed as typeshed types asyncio's (which says bytes where None is returned too).
     async def communicate(self, input: _Input = None) -> tuple[bytes, bytes]:
-        fd = _one_stream(self, input)
+        fd = _one_stream(self, input) if FAST_STREAMS else 0
         if fd:
             return await _collect(self, fd)  # type: ignore[no-any-return]
         return await super().communicate(input)
@@ -62,7 +66,7 @@ def short_communicate(stock: _Communicate) -> _Communicate:
 
     @functools.wraps(stock)
     async def communicate(self: asyncio.subprocess.Process, input: Optional[_Input] = None) -> tuple[bytes, bytes]:
-        if isinstance(self._transport, SubprocessTransport):  # type: ignore[attr-defined]
+        if isinstance(transport_of(self), SubprocessTransport):
             fd = _one_stream(self, input)
             if fd:
                 return await _collect(self, fd)  # type: ignore[no-any-return]

@@ -9,6 +9,8 @@ from typing import IO, Any, Callable, Optional, TypeVar, Union
 
 from . import _core
 from ._options import plan_native, popen_delegated
+from ._private import FAST_STREAMS
+from ._private.hooks import forget_popen_child
 from ._process import Process
 from ._streams import SubprocessStreamProtocol
 from ._transport import SubprocessTransport
@@ -23,7 +25,7 @@ __all__ = [
 _P = TypeVar("_P", bound=asyncio.SubprocessProtocol)
 _Stdio = Union[int, IO[Any], None]
 
-# asyncio.streams._DEFAULT_LIMIT
+# asyncio.streams._DEFAULT_LIMIT, the default limit of every StreamReader.
 DEFAULT_LIMIT = 2**16
 
 
@@ -48,7 +50,7 @@ def _spawn_delegated(
         raise
     # From here the core reaps the child; Popen must never waitpid() it (its __del__
     # would, and could reap a recycled pid later).
-    proc._child_created = False  # type: ignore[attr-defined]
+    forget_popen_child(proc)
     return (
         child,
         _adopt_pipe(proc.stdin, _core.WritePipe),
@@ -70,7 +72,7 @@ def spawn_transport(
 ) -> SubprocessTransport:
     """Spawns the child and connects ``protocol``; nothing here awaits, so no
     cancellation can leave a half-built transport behind."""
-    if type(protocol) is asyncio.subprocess.SubprocessStreamProtocol:
+    if FAST_STREAMS and type(protocol) is asyncio.subprocess.SubprocessStreamProtocol:
         # asyncio.create_subprocess_* made the stock protocol (install() routes it here):
         # give it fastspawn's StreamReaders. The subclass adds no state, only a different
         # connection_made, and nothing has been connected yet.
@@ -157,8 +159,11 @@ async def subprocess_shell(
     return transport, protocol
 
 
-def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> SubprocessStreamProtocol:
-    return SubprocessStreamProtocol(limit=limit, loop=loop)
+def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.subprocess.SubprocessStreamProtocol:
+    # fastspawn's protocol (its StreamReaders) where the speed layer is on, else asyncio's.
+    if FAST_STREAMS:
+        return SubprocessStreamProtocol(limit=limit, loop=loop)
+    return asyncio.subprocess.SubprocessStreamProtocol(limit=limit, loop=loop)
 
 
 async def create_subprocess_exec(

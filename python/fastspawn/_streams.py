@@ -29,7 +29,7 @@ BATCH_BYTES = 1 << 20
 # Largest single read from a pipe into the buffer. With the eager reads below, 64 KiB,
 # 256 KiB and 1 MiB reads measured the same within noise (bench workload 5, alternating
 # runs); the smallest keeps the buffer's overshoot past the pause threshold smallest.
-MAX_READ = 1 << 16
+MAX_SINK_READ = 1 << 16
 # Largest single read while read() collects to EOF (a grown pipe holds 1 MiB).
 MAX_SLURP_READ = 1 << 20
 # A reader that runs out of buffered data while its last pipe read found data reads
@@ -92,7 +92,7 @@ class StreamReader(asyncio.StreamReader):
             got: Optional[int] = slurp.read_from(pipe, MAX_SLURP_READ)
             self._pipe_has_more = bool(got)
             return got
-        n: Optional[int] = self._buffer.read_from(pipe, MAX_READ)
+        n: Optional[int] = self._buffer.read_from(pipe, MAX_SINK_READ)
         self._pipe_has_more = bool(n)
         if n:
             self._fed()

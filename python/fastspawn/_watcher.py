@@ -25,6 +25,8 @@ import select
 import weakref
 from typing import Callable, Optional
 
+from ._private.hooks import describe_callback
+
 __all__ = ["FdWatcher", "watcher_for"]
 
 # As selectors.EpollSelector reads an epoll event: anything but EPOLLOUT alone makes the
@@ -209,19 +211,8 @@ class FdWatcher:
                 raise
             handle = asyncio.Handle(function, (), loop, context)
             loop.call_exception_handler(
-                {"message": f"Exception in callback {_describe(function)}", "exception": exc, "handle": handle}
+                {"message": f"Exception in callback {describe_callback(function)}", "exception": exc, "handle": handle}
             )
-
-
-def _describe(function: Callable[[], object]) -> str:
-    # As asyncio names a callback in its messages, e.g. "ReadPipeTransport._read_ready()".
-    try:
-        from asyncio import format_helpers
-
-        text: str = format_helpers._format_callback_source(function, ())
-        return text
-    except Exception:
-        return repr(function)
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[FdWatcher]] = weakref.WeakKeyDictionary()
