@@ -1,5 +1,5 @@
 """CPython's own asyncio tests against fastspawn, on every Python installed on this
-machine that fastspawn supports (>= 3.9), next to the same suites on stock asyncio:
+machine that fastspawn supports (>= 3.11), next to the same suites on stock asyncio:
 
 * ``test.test_asyncio.test_subprocess`` with ``fastspawn.install()`` applied;
 * ``test.test_asyncio.test_streams`` with ``asyncio.StreamReader`` replaced by
@@ -25,6 +25,21 @@ import fastspawn
 
 RUNNER = pathlib.Path(__file__).with_name("stdlib_conformance.py")
 RESULTS: list[dict[str, Any]] = []
+
+# CPython tests that inspect stock asyncio's own private machinery rather than behaviour,
+# so they cannot pass on any other spawner. Each is reported in the summary, not hidden.
+STOCK_INTERNALS_TESTS = {
+    "test_pid_not_reaped_before_exit_published": (
+        "3.14+: reads loop._watcher._threads, the stock ThreadedChildWatcher's thread per child "
+        "(gh-127049); fastspawn's children are watched by its Rust core, not by that watcher"
+    ),
+}
+
+
+def unexpected_failures(result: dict[str, Any]) -> list[str]:
+    """The failed tests of a run, but those in ``STOCK_INTERNALS_TESTS``."""
+    failed: list[str] = result["failures"] + result["errors"]
+    return [t for t in failed if t.rsplit(".", 1)[-1] not in STOCK_INTERNALS_TESTS]
 
 
 _FOUND, UNSUPPORTED = pythons.find()
@@ -60,7 +75,8 @@ def test_stdlib_asyncio_subprocess_suite(exe: str, package_dir: str) -> None:
         stock, ours = stock_f.result(), ours_f.result()
     RESULTS.extend([stock, ours])
     assert ours["run"] == stock["run"] > 0
-    failed = ours["failures"] + ours["errors"]
+    assert not stock["failures"] + stock["errors"], f"stock asyncio fails here too:\n{stock['log'][-8000:]}"
+    failed = unexpected_failures(ours)
     assert not failed, f"fastspawn fails {failed}\n{ours['log'][-8000:]}"
     # fastspawn must really have been exercised, not routed away: the suite's few
     # delegations are its preexec_fn tests and its mocks of Popen/connect_read_pipe.
@@ -76,7 +92,8 @@ def test_stdlib_asyncio_streams_suite_on_fastspawn_reader(exe: str, package_dir:
     ours = run_suite(exe, package_dir, True, streams=True)
     RESULTS.extend([stock, ours])
     assert ours["run"] == stock["run"] > 0
-    failed = ours["failures"] + ours["errors"]
+    assert not stock["failures"] + stock["errors"], f"stock asyncio fails here too:\n{stock['log'][-8000:]}"
+    failed = unexpected_failures(ours)
     assert not failed, f"fastspawn.StreamReader fails {failed}\n{ours['log'][-8000:]}"
 
 
@@ -97,5 +114,9 @@ def summary_lines() -> list[str]:
             f"Python {r['python']:<8} {r['suite']:<15} {r['impl']:<9} ran {r['run']}: {passed} passed, {bad} failed, "
             f"{r['skipped']} skipped{routed}"
         )
-    lines.extend(f"Python {v}: not supported by fastspawn (requires-python >= 3.9); not run" for v in UNSUPPORTED)
+        for test in r["failures"] + r["errors"]:
+            reason = STOCK_INTERNALS_TESTS.get(test.rsplit(".", 1)[-1])
+            if reason is not None:
+                lines.append(f"    failed as expected: {test}: {reason}")
+    lines.extend(f"Python {v}: not supported by fastspawn (requires-python >= 3.11); not run" for v in UNSUPPORTED)
     return lines

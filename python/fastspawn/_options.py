@@ -52,6 +52,9 @@ _CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
 # (and every version for stdin=STDOUT) take -2 for a descriptor, which the child's dup2
 # finds invalid (the core reports the same EBADF at the same point).
 _STDOUT_CHECKED_FIRST = sys.version_info >= (3, 13)
+# fcntl() warns (DeprecationWarning) for an int argument outside C's int/unsigned int
+# range, which it keeps cutting to 32 bits, from 3.15 on.
+_FCNTL_WARNS_OUT_OF_RANGE = sys.version_info >= (3, 15)
 
 # Captured at import: when code later replaces subprocess.Popen (a test's mock.patch, a
 # monkeypatching library), spawns go through the replacement, as asyncio's would.
@@ -257,6 +260,9 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         pipesize = -1
     if not isinstance(pipesize, int):
         raise TypeError("pipesize must be an integer")
+    if pipesize > 0 and not -_INT_MAX - 1 <= pipesize <= 2 * _INT_MAX + 1 and _FCNTL_WARNS_OUT_OF_RANGE:
+        # Popen hands it to fcntl(), which from 3.15 warns when it must cut the value.
+        warnings.warn("integer value out of range", DeprecationWarning, stacklevel=5)
     close_fds = bool(options["close_fds"])
     pass_fds = options["pass_fds"]
     if pass_fds and not close_fds:
