@@ -2,6 +2,7 @@
 non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
+import sys
 from collections.abc import Awaitable, Generator
 from typing import Any, Optional, SupportsIndex, final
 
@@ -10,7 +11,6 @@ __all__ = [
     "Child",
     "LineIter",
     "ReadPipe",
-    "Ready",
     "StreamBuffer",
     "WritePipe",
     "__version__",
@@ -18,6 +18,8 @@ __all__ = [
     "spawn",
     "watch",
 ]
+if sys.version_info < (3, 12):
+    __all__ += ["Ready"]
 
 __version__: str
 
@@ -126,14 +128,15 @@ class LineIter:
     def __aiter__(self) -> LineIter: ...
     def __anext__(self) -> Any: ...
 
-@final
-class Ready:
-    """An awaitable whose result is already known: ``await`` returns it at once (what
-    ``next_line`` returns before Python 3.12)."""
+if sys.version_info < (3, 12):
+    @final
+    class Ready:
+        """An awaitable whose result is already known: ``await`` returns it at once
+        (what ``next_line`` returns on 3.11, the only version that has it)."""
 
-    def __await__(self) -> Generator[Any, None, Any]: ...
-    def __iter__(self) -> Ready: ...
-    def __next__(self) -> None: ...
+        def __await__(self) -> Generator[Any, None, Any]: ...
+        def __iter__(self) -> Ready: ...
+        def __next__(self) -> None: ...
 
 @final
 class BytesBuilder:

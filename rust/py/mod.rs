@@ -97,6 +97,7 @@ pub fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     process::register(m)?;
     stream::register(m)?;
+    #[cfg(not(Py_GIL_DISABLED))]
     ready::register(m)?;
     Ok(())
 }
