@@ -1,4 +1,4 @@
-"""fastspawn's Rust core (``rust/py.rs``): spawning, exit watching, signals and
+"""fastspawn's Rust core (``rust/py/``): spawning, exit watching, signals and
 non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
@@ -61,8 +61,9 @@ class ReadPipe:
     def read(self, max: int) -> Optional[bytes]:
         """At most ``max`` bytes; ``b""`` at EOF; None when nothing is there yet."""
     def read_at_most(self, max: int) -> Optional[bytes]:
-        """Like ``read``, read straight into a new bytes object shrunk in place (one
-        copy, no ``FIONREAD``); ``max`` must be positive."""
+        """Like ``read``, read straight into a new bytes object of ``max`` bytes (copied
+        to the size read only when fewer arrived; no ``FIONREAD``); ``max`` must be
+        positive."""
     def close(self) -> None: ...
 
 @final
@@ -140,8 +141,9 @@ if sys.version_info < (3, 12):
 
 @final
 class BytesBuilder:
-    """Collects one ``bytes`` object of unknown size, grown in place (about N bytes of
-    memory for N bytes collected, not the 2N of a join)."""
+    """Collects one ``bytes`` object of unknown size (about N bytes of memory for N bytes
+    collected, not the 2N of a join: ``finish`` moves them into the result a step at a
+    time, releasing what it has copied)."""
 
     def __new__(cls) -> BytesBuilder: ...
     def __len__(self) -> int: ...

@@ -1,11 +1,14 @@
-//! The Python boundary: the only place with `#[pyclass]`/`#[pyfunction]`.
+//! The Python boundary: the only place with `#[pyclass]`/`#[pyfunction]`, and only the
+//! stable ABI (checked on the wheel with `abi3audit --strict`).
 //!
 //! Plain values cross it (bytes, ints, tuples). OS errors cross once, here, as
 //! `OSError(errno, strerror[, filename])`, so Python picks the subclass
 //! (`FileNotFoundError`, `BrokenPipeError`, …) and `.errno` is set.
 //!
-//! `process.rs`: children and their pipes; `stream.rs`: the `StreamReader` buffer;
-//! `ready.rs`: the already-finished awaitable that `async for` lines return.
+//! `process.rs`: children and their pipes (`Child`, `ReadPipe`, `WritePipe`, `spawn`,
+//! `watch`); `stream.rs`: the `StreamReader` buffer, its line iterator and the
+//! read-to-EOF collector (`StreamBuffer`, `LineIter`, `BytesBuilder`); `ready.rs`: the
+//! already-finished awaitable that `async for` lines return.
 
 mod process;
 mod ready;
@@ -39,34 +42,6 @@ pub(crate) fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<Bound<'_, PyB
     // SAFETY: `ptr` is a new (owned) reference, or NULL, which from_owned_ptr_or_err maps
     // to the pending exception.
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? }.cast_into::<PyBytes>()?)
-}
-
-extern "C" {
-    /// CPython's in-place resize of a bytes object it owns alone (exported by every
-    /// CPython, though outside the limited API). Large buffers are realloc'd, which
-    /// glibc does with mremap: no copy, no second resident copy.
-    fn _PyBytes_Resize(
-        bytes: *mut *mut pyo3::ffi::PyObject,
-        newsize: pyo3::ffi::Py_ssize_t,
-    ) -> libc::c_int;
-}
-
-/// Resizes in place a `bytes` object that nothing but `bytes` references (one we made
-/// and have not handed out); bytes past the old length are uninitialised.
-pub(crate) fn resize_unshared_bytes(
-    bytes: Bound<'_, PyBytes>,
-    size: usize,
-) -> PyResult<Bound<'_, PyBytes>> {
-    let py = bytes.py();
-    let size = pyo3::ffi::Py_ssize_t::try_from(size).map_err(|_| PyMemoryError::new_err(()))?;
-    let mut ptr = bytes.into_ptr();
-    // SAFETY: `ptr` is an owned reference to a bytes object nothing else references, as
-    // _PyBytes_Resize requires. On failure it releases the object and sets ptr to NULL.
-    if unsafe { _PyBytes_Resize(&raw mut ptr, size) } != 0 {
-        return Err(PyErr::fetch(py));
-    }
-    // SAFETY: on success `ptr` is an owned reference to a bytes object.
-    Ok(unsafe { Bound::from_owned_ptr(py, ptr) }.cast_into::<PyBytes>()?)
 }
 
 /// The writable buffer of a `bytes` object that nobody else has seen yet.

@@ -1,5 +1,5 @@
 //! The buffer behind fastspawn's `StreamReader` (`StreamBuffer`), its line iterator
-//! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in place.
+//! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in one allocation.
 
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -7,10 +7,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
 use super::process::ReadPipe;
 use super::ready::ready;
-use super::{
-    bytes_buffer_mut, closed_pipe, os_error, resize_unshared_bytes, uninit_bytes, SMALL_READ,
-};
-use crate::buffer::ByteQueue;
+use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use crate::buffer::{move_releasing, ByteQueue};
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
 /// `bytearray` that asyncio's own `StreamReader` methods use (`len`, `find`,
@@ -293,54 +291,18 @@ impl LineIter {
     }
 }
 
-/// Builds one `bytes` object of unknown final size by appending, growing it in place,
-/// so collecting N bytes costs about N of memory rather than the 2N of a join.
+/// Collects one `bytes` object of unknown final size by appending.
+///
+/// The bytes grow in a Rust vector (reallocated geometrically; glibc moves a large
+/// block with `mremap`, without copying). `finish` then moves them into the `bytes`
+/// object a step at a time, releasing each step's pages of the vector as it goes, so
+/// collecting N bytes peaks near N of memory (plus a step) rather than the 2N of a join.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct BytesBuilder {
-    /// A bytes object nobody else references, `len` bytes of it used.
-    bytes: Option<Py<PyBytes>>,
-    len: usize,
-}
+struct BytesBuilder(Vec<u8>);
 
-/// Smallest capacity a builder grows to.
-const BUILDER_MIN_CAPACITY: usize = 1 << 16;
-
-impl BytesBuilder {
-    fn capacity(&self, py: Python<'_>) -> usize {
-        self.bytes
-            .as_ref()
-            .map_or(0, |b| b.bind(py).as_bytes().len())
-    }
-
-    /// Makes room for `more` bytes after the `len` used, growing geometrically.
-    fn reserve(&mut self, py: Python<'_>, more: usize) -> PyResult<()> {
-        let needed = self.len + more;
-        let capacity = self.capacity(py);
-        if needed > capacity {
-            self.resize(py, needed.max(2 * capacity).max(BUILDER_MIN_CAPACITY))?;
-        }
-        Ok(())
-    }
-
-    fn resize(&mut self, py: Python<'_>, size: usize) -> PyResult<()> {
-        let Some(bytes) = self.bytes.take() else {
-            self.bytes = Some(uninit_bytes(py, size)?.unbind());
-            return Ok(());
-        };
-        // The builder's bytes object is referenced by the builder alone.
-        match resize_unshared_bytes(bytes.into_bound(py), size) {
-            Ok(bytes) => {
-                self.bytes = Some(bytes.unbind());
-                Ok(())
-            }
-            Err(e) => {
-                self.len = 0;
-                Err(e)
-            }
-        }
-    }
-}
+/// Bytes copied per step by `finish` (and released from the vector after each).
+const FINISH_STEP: usize = 1 << 20;
 
 #[pymethods]
 impl BytesBuilder {
@@ -350,28 +312,17 @@ impl BytesBuilder {
     }
 
     fn __len__(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
-    fn extend(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let needed = self.len + data.len();
-        self.reserve(py, data.len())?;
-        let Some(bytes) = &self.bytes else {
-            return Ok(());
-        };
-        // SAFETY: the builder's bytes object is referenced by the builder alone until
-        // `finish` hands it out.
-        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
-        buf[self.len..needed].copy_from_slice(data);
-        self.len = needed;
-        Ok(())
+    fn extend(&mut self, data: &[u8]) {
+        self.0.extend_from_slice(data);
     }
 
     /// Reads from `pipe` straight into the bytes being built: the count read, 0 at EOF,
     /// None when nothing was there.
     fn read_from(
         &mut self,
-        py: Python<'_>,
         mut pipe: PyRefMut<'_, ReadPipe>,
         max: usize,
     ) -> PyResult<Option<usize>> {
@@ -380,40 +331,36 @@ impl BytesBuilder {
             0 => max.min(SMALL_READ),
             n => n,
         };
-        self.reserve(py, want)?;
-        let Some(bytes) = &self.bytes else {
-            return Ok(None);
-        };
-        // SAFETY: the builder's bytes object is referenced by the builder alone until
-        // `finish` hands it out.
-        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
-        let got = pipe
-            .read(&mut buf[self.len..self.len + want])
-            .map_err(|e| os_error(&e))?;
-        self.len += got.unwrap_or(0);
-        Ok(got)
+        pipe.read_append(&mut self.0, want)
+            .map_err(|e| os_error(&e))
     }
 
     /// Moves everything out of a stream buffer into this builder.
-    fn extend_from(
-        &mut self,
-        py: Python<'_>,
-        mut buffer: PyRefMut<'_, StreamBuffer>,
-    ) -> PyResult<()> {
+    fn extend_from(&mut self, mut buffer: PyRefMut<'_, StreamBuffer>) {
         let taken = std::mem::take(&mut buffer.0);
-        self.extend(py, taken.as_slice())
+        if self.0.is_empty() {
+            self.0 = taken.into_vec();
+        } else {
+            self.0.extend_from_slice(taken.as_slice());
+        }
     }
 
-    /// The bytes collected, shrunk in place to their length; the builder is left empty.
+    /// The bytes collected; the builder is left empty.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        if self.bytes.is_none() {
-            return Ok(PyBytes::new(py, b""));
+        let collected = std::mem::take(&mut self.0);
+        if collected.len() < FINISH_STEP {
+            return Ok(PyBytes::new(py, &collected));
         }
-        let len = self.len;
-        self.resize(py, len)?;
-        self.len = 0;
-        let bytes = self.bytes.take().expect("resized above");
-        Ok(bytes.into_bound(py))
+        let bytes = match uninit_bytes(py, collected.len()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.0 = collected;
+                return Err(e);
+            }
+        };
+        // SAFETY: `bytes` was just created and is not yet visible to Python code.
+        move_releasing(collected, unsafe { bytes_buffer_mut(&bytes) }, FINISH_STEP);
+        Ok(bytes)
     }
 }
 
