@@ -91,11 +91,16 @@ class WritePipe:
 @final
 class StreamBuffer:
     """The buffer of ``fastspawn.StreamReader``: a byte queue answering the ``bytearray``
-    operations asyncio's StreamReader methods use, plus fast paths."""
+    operations asyncio's StreamReader methods use, plus fast paths. It exports a
+    read-only buffer (``memoryview``); while one is exported, operations that would move
+    or shrink the bytes raise ``BufferError``, as ``bytearray``'s do."""
 
     def __new__(cls) -> StreamBuffer: ...
     def __len__(self) -> int: ...
     def __bytes__(self) -> bytes: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __eq__(self, other: object, /) -> bool: ...
     def extend(self, data: Any) -> None:
         """As ``bytearray.extend``: a bytes-like object or an iterable of ints."""
@@ -109,6 +114,10 @@ class StreamBuffer:
         """Deletes from the front (``del buf[:n]``); other slices raise ValueError."""
     def take(self, n: int) -> bytes:
         """Removes and returns the first ``n`` bytes (fewer if fewer are buffered)."""
+    def take_bytes(self, n: Optional[SupportsIndex] = None, /) -> bytes:
+        """As 3.15's ``bytearray.take_bytes``: removes and returns the first ``n`` bytes
+        (all for None; a negative ``n`` counts from the end); IndexError outside the
+        size, BufferError while a buffer is exported."""
     def read_from(self, pipe: ReadPipe, max: int) -> Optional[int]:
         """Reads from ``pipe`` straight into the buffer: the count read, 0 at EOF, None
         when nothing was there."""

@@ -1,7 +1,12 @@
 //! The buffer behind fastspawn's `StreamReader` (`StreamBuffer`), its line iterator
 //! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in one allocation.
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
@@ -12,11 +17,55 @@ use crate::buffer::{move_releasing, ByteQueue};
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
 /// `bytearray` that asyncio's own `StreamReader` methods use (`len`, `find`,
-/// `startswith`, front slices, `del [:n]`, `clear`, `bytes()`), so those methods run on
-/// it unchanged, plus the fast paths the subclass adds.
+/// `startswith`, front slices, `del [:n]`, `clear`, `bytes()`, 3.15's `take_bytes`, and
+/// the read-only buffer protocol: `memoryview`, what 3.14+ `start_tls` hands to
+/// `ssl.MemoryBIO.write`), so those methods run on it unchanged, plus the fast paths
+/// the subclass adds.
+///
+/// While a buffer view is exported, anything that would move or shrink the bytes
+/// raises `BufferError`, as `bytearray` does.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct StreamBuffer(ByteQueue);
+struct StreamBuffer {
+    queue: ByteQueue,
+    /// Views exported and not yet released. Shared with each view (through its
+    /// `internal` pointer) so that releasing one needs no borrow of the buffer: a view
+    /// may be released while the buffer is borrowed, when the garbage collector runs
+    /// during one of its methods or by another thread, and must not fail then.
+    exports: Arc<AtomicUsize>,
+}
+
+impl StreamBuffer {
+    /// The queue, for an operation that moves or resizes its bytes: refused while a
+    /// buffer view of them is exported (its pointer would dangle), as `bytearray` does.
+    fn resizable(&mut self) -> PyResult<&mut ByteQueue> {
+        if self.exports.load(Ordering::Acquire) == 0 {
+            Ok(&mut self.queue)
+        } else {
+            Err(PyBufferError::new_err(
+                "Existing exports of data: object cannot be re-sized",
+            ))
+        }
+    }
+
+    /// Takes a whole line (ending in `\n`) of at most `limit + 1` bytes, if buffered.
+    fn take_line<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: usize,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(end) = self.queue.find(b"\n", 0).map(|i| i + 1) else {
+            return Ok(None);
+        };
+        if end > limit + 1 {
+            return Ok(None);
+        }
+        let queue = self.resizable()?;
+        let line = PyBytes::new(py, &queue.as_slice()[..end]);
+        queue.consume(end);
+        Ok(Some(line))
+    }
+}
 
 /// Python's rule for a possibly negative start index.
 fn clamp_start(start: isize, len: usize) -> usize {
@@ -65,25 +114,71 @@ impl StreamBuffer {
     }
 
     fn __len__(&self) -> usize {
-        self.0.len()
+        self.queue.len()
     }
 
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.0.as_slice())
+        PyBytes::new(py, self.queue.as_slice())
     }
 
     fn __repr__(&self) -> String {
-        format!("<fastspawn._core.StreamBuffer {} bytes>", self.0.len())
+        format!("<fastspawn._core.StreamBuffer {} bytes>", self.queue.len())
+    }
+
+    /// A read-only view of the buffered bytes (`memoryview(buf)`, `bytes(buf)`, any C
+    /// consumer of the buffer protocol).
+    ///
+    /// # Safety
+    /// Called by the interpreter with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: &Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let this = slf.try_borrow()?;
+        let data = this.queue.as_slice();
+        let len = ffi::Py_ssize_t::try_from(data.len()).expect("a Vec's length fits");
+        // SAFETY: `view` is valid (our caller's promise). The bytes stay in place while
+        // the view lives: `obj` keeps the buffer alive, and every operation that would
+        // move or resize them goes through `resizable`, which refuses while `exports`
+        // counts this view. FillInfo refuses a writable request (read-only view).
+        if unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                data.as_ptr().cast_mut().cast::<c_void>(),
+                len,
+                1,
+                flags,
+            )
+        } != 0
+        {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        this.exports.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: FillInfo succeeded, so `view` is filled and `internal` is ours; it
+        // holds one reference to the counter until __releasebuffer__ takes it back.
+        unsafe { (*view).internal = Arc::into_raw(Arc::clone(&this.exports)).cast_mut().cast() };
+        Ok(())
+    }
+
+    /// # Safety
+    /// Called by the interpreter, once, with a view that __getbuffer__ filled.
+    unsafe fn __releasebuffer__(_slf: &Bound<'_, Self>, view: *mut ffi::Py_buffer) {
+        // SAFETY: `internal` is the counter reference __getbuffer__ stored in this view,
+        // taken back exactly once (the interpreter releases each view once).
+        let exports = unsafe { Arc::from_raw((*view).internal.cast_const().cast::<AtomicUsize>()) };
+        exports.fetch_sub(1, Ordering::Release);
     }
 
     /// Equal to `bytes`/`bytearray` with the same content, as a `bytearray` would be.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
         let equal = if let Ok(b) = other.cast::<PyBytes>() {
-            Some(b.as_bytes() == self.0.as_slice())
+            Some(b.as_bytes() == self.queue.as_slice())
         } else if let Ok(b) = other.cast::<PyByteArray>() {
-            Some(b.to_vec() == self.0.as_slice())
+            Some(b.to_vec() == self.queue.as_slice())
         } else if let Ok(b) = other.cast::<StreamBuffer>() {
-            Some(b.borrow().0.as_slice() == self.0.as_slice())
+            Some(b.borrow().queue.as_slice() == self.queue.as_slice())
         } else {
             None
         };
@@ -99,7 +194,9 @@ impl StreamBuffer {
     /// As `bytearray.extend`: a bytes-like object or an iterable of ints.
     fn extend(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(b) = data.cast::<PyBytes>() {
-            self.0.extend(b.as_bytes());
+            if !b.as_bytes().is_empty() {
+                self.resizable()?.extend(b.as_bytes());
+            }
             return Ok(());
         }
         if data.is_instance_of::<pyo3::types::PyInt>() {
@@ -108,31 +205,36 @@ impl StreamBuffer {
                 data.get_type().name()?
             )));
         }
-        let converted = PyByteArray::from(data)?;
-        self.0.extend(&converted.to_vec());
+        let converted = PyByteArray::from(data)?.to_vec();
+        if !converted.is_empty() {
+            self.resizable()?.extend(&converted);
+        }
         Ok(())
     }
 
-    fn clear(&mut self) {
-        self.0.clear();
-        self.0.shrink_if_empty(KEEP_CAPACITY);
+    fn clear(&mut self) -> PyResult<()> {
+        if !self.queue.is_empty() {
+            self.resizable()?.clear();
+        }
+        self.queue.shrink_if_empty(KEEP_CAPACITY);
+        Ok(())
     }
 
     #[pyo3(signature = (sub, start=0))]
     fn find(&self, sub: &Bound<'_, PyAny>, start: isize) -> PyResult<isize> {
-        let from = clamp_start(start, self.0.len());
+        let from = clamp_start(start, self.queue.len());
         Ok(self
-            .0
+            .queue
             .find(&bytes_arg(sub)?, from)
             .map_or(-1, |i| i as isize))
     }
 
     #[pyo3(signature = (prefix, start=0))]
     fn startswith(&self, prefix: &Bound<'_, PyAny>, start: isize) -> PyResult<bool> {
-        let from = clamp_start(start, self.0.len());
+        let from = clamp_start(start, self.queue.len());
         let prefix = bytes_arg(prefix)?;
         Ok(self
-            .0
+            .queue
             .as_slice()
             .get(from..)
             .is_some_and(|rest| rest.starts_with(&prefix)))
@@ -143,7 +245,7 @@ impl StreamBuffer {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let data = self.0.as_slice();
+        let data = self.queue.as_slice();
         if let Ok(slice) = key.cast::<PySlice>() {
             let ind = slice.indices(data.len() as isize)?;
             if ind.step != 1 {
@@ -171,7 +273,7 @@ impl StreamBuffer {
     /// Only deleting from the front (`del buf[:n]`) is supported: it is all a stream
     /// reader does.
     fn __delitem__(&mut self, key: &Bound<'_, PySlice>) -> PyResult<()> {
-        let ind = key.indices(self.0.len() as isize)?;
+        let ind = key.indices(self.queue.len() as isize)?;
         if ind.slicelength == 0 {
             return Ok(());
         }
@@ -180,7 +282,7 @@ impl StreamBuffer {
                 "StreamBuffer only deletes from the front",
             ));
         }
-        self.0.consume(ind.slicelength);
+        self.resizable()?.consume(ind.slicelength);
         Ok(())
     }
 
@@ -192,17 +294,50 @@ impl StreamBuffer {
         max: usize,
     ) -> PyResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        self.0
+        self.resizable()?
             .append_with(|data| pipe.read_append(data, max))
             .map_err(|e| os_error(&e))
     }
 
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
-    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
-        let n = n.min(self.0.len());
-        let out = PyBytes::new(py, &self.0.as_slice()[..n]);
-        self.0.consume(n);
-        out
+    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let n = n.min(self.queue.len());
+        if n == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let queue = self.resizable()?;
+        let out = PyBytes::new(py, &queue.as_slice()[..n]);
+        queue.consume(n);
+        Ok(out)
+    }
+
+    /// `bytearray.take_bytes` (3.15), which 3.15's `StreamReader` calls: removes and
+    /// returns the first `n` bytes, all of them for None; a negative `n` counts from the
+    /// end. The same errors as `bytearray`'s, in the same order.
+    #[pyo3(signature = (n=None, /))]
+    fn take_bytes<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let size = self.queue.len() as isize;
+        let mut to_take = match n {
+            None => size,
+            Some(n) => index_value(n)?,
+        };
+        if to_take < 0 {
+            to_take += size;
+        }
+        if to_take < 0 || to_take > size {
+            return Err(PyIndexError::new_err(format!(
+                "can't take {to_take} bytes outside size {size}"
+            )));
+        }
+        let queue = self.resizable()?;
+        let n = to_take as usize;
+        let out = PyBytes::new(py, &queue.as_slice()[..n]);
+        queue.consume(n);
+        Ok(out)
     }
 
     /// If a whole line (ending in `\n`) of at most `limit + 1` bytes is buffered, takes
@@ -212,15 +347,10 @@ impl StreamBuffer {
         py: Python<'py>,
         limit: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(end) = self.0.find(b"\n", 0).map(|i| i + 1) else {
-            return Ok(None);
-        };
-        if end > limit + 1 {
-            return Ok(None);
+        match self.take_line(py, limit)? {
+            Some(line) => ready(py, line.into_any()).map(Some),
+            None => Ok(None),
         }
-        let line = PyBytes::new(py, &self.0.as_slice()[..end]).into_any();
-        self.0.consume(end);
-        ready(py, line).map(Some)
     }
 
     /// Takes every whole line buffered (at least one, then up to about `max_bytes`),
@@ -231,8 +361,8 @@ impl StreamBuffer {
         limit: usize,
         max_bytes: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let ends = self.0.line_ends(b'\n', max_bytes);
-        let data = self.0.as_slice();
+        let ends = self.queue.line_ends(b'\n', max_bytes);
+        let data = self.queue.as_slice();
         let mut lines = Vec::with_capacity(ends.len());
         let mut start = 0;
         for end in ends {
@@ -242,9 +372,28 @@ impl StreamBuffer {
             lines.push(PyBytes::new(py, &data[start..end]));
             start = end;
         }
-        self.0.consume(start);
+        if start > 0 {
+            self.resizable()?.consume(start);
+        }
         PyList::new(py, lines)
     }
+}
+
+/// The value of an integer-like `n` (anything with `__index__`), as `bytearray` reads
+/// an index: `TypeError` for anything else, `IndexError` past `Py_ssize_t`.
+fn index_value(n: &Bound<'_, PyAny>) -> PyResult<isize> {
+    // SAFETY: `n` is a live object and we are attached to the interpreter.
+    if unsafe { ffi::PyIndex_Check(n.as_ptr()) } == 0 {
+        return Err(PyTypeError::new_err("n must be an integer or None"));
+    }
+    // SAFETY: as above; the result is -1 with an exception set on failure.
+    let value = unsafe { ffi::PyNumber_AsSsize_t(n.as_ptr(), ffi::PyExc_IndexError) };
+    if value == -1 {
+        if let Some(err) = PyErr::take(n.py()) {
+            return Err(err);
+        }
+    }
+    Ok(value)
 }
 
 /// `async for` over a fastspawn `StreamReader`: the whole fast path — a buffered line
@@ -277,7 +426,7 @@ impl LineIter {
         if reader.getattr(pyo3::intern!(py, "_exception"))?.is_none() {
             let mut buffer = self.buffer.bind(py).borrow_mut();
             if let Some(ready) = buffer.next_line(py, self.limit)? {
-                let left = buffer.0.len();
+                let left = buffer.queue.len();
                 drop(buffer);
                 if left <= self.limit
                     && reader.getattr(pyo3::intern!(py, "_paused"))?.is_truthy()?
@@ -336,13 +485,17 @@ impl BytesBuilder {
     }
 
     /// Moves everything out of a stream buffer into this builder.
-    fn extend_from(&mut self, mut buffer: PyRefMut<'_, StreamBuffer>) {
-        let taken = std::mem::take(&mut buffer.0);
+    fn extend_from(&mut self, mut buffer: PyRefMut<'_, StreamBuffer>) -> PyResult<()> {
+        if buffer.queue.is_empty() {
+            return Ok(());
+        }
+        let taken = std::mem::take(buffer.resizable()?);
         if self.0.is_empty() {
             self.0 = taken.into_vec();
         } else {
             self.0.extend_from_slice(taken.as_slice());
         }
+        Ok(())
     }
 
     /// The bytes collected; the builder is left empty.
