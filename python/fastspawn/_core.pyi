@@ -3,7 +3,7 @@ non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
 import sys
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Optional, SupportsIndex, final
 
 __all__ = [
@@ -95,6 +95,13 @@ class StreamBuffer:
     read-only buffer (``memoryview``); while one is exported, operations that would move
     or shrink the bytes raise ``BufferError``, as ``bytearray``'s do."""
 
+    blocked: bool
+    """Set by the reader once it has an exception: ``LineIter`` then takes no line
+    itself and every line goes through ``slow()``."""
+    paused: bool
+    """Whether the reader has paused its transport (``LineIter`` calls ``resume()``
+    once the bytes left are within the limit)."""
+
     def __new__(cls) -> StreamBuffer: ...
     def __len__(self) -> int: ...
     def __bytes__(self) -> bytes: ...
@@ -131,10 +138,19 @@ class StreamBuffer:
 
 @final
 class LineIter:
-    """``async for`` over a fastspawn StreamReader: a buffered line is returned without
-    entering Python code; otherwise the reader's ``_anext_slow()`` (``readline``) runs."""
+    """``async for`` over a fastspawn StreamReader: unless ``buffer.blocked``, a buffered
+    line of at most ``limit + 1`` bytes is taken and returned without entering Python
+    code (calling ``resume()`` first if ``buffer.paused`` and at most ``limit`` bytes
+    are left); otherwise ``slow()`` runs (the reader's ``readline``, raising
+    ``StopAsyncIteration`` at EOF)."""
 
-    def __new__(cls, reader: Any, buffer: StreamBuffer, limit: int) -> LineIter: ...
+    def __new__(
+        cls,
+        buffer: StreamBuffer,
+        limit: int,
+        slow: Callable[[], Awaitable[bytes]],
+        resume: Callable[[], object],
+    ) -> LineIter: ...
     def __aiter__(self) -> LineIter: ...
     def __anext__(self) -> Any: ...
 

@@ -33,6 +33,12 @@ struct StreamBuffer {
     /// may be released while the buffer is borrowed, when the garbage collector runs
     /// during one of its methods or by another thread, and must not fail then.
     exports: Arc<AtomicUsize>,
+    /// The reader has an exception set: every line goes through the reader's slow path.
+    #[pyo3(get, set)]
+    blocked: bool,
+    /// The reader has paused its transport (resumed once the buffer drains to `limit`).
+    #[pyo3(get, set)]
+    paused: bool,
 }
 
 impl StreamBuffer {
@@ -398,22 +404,30 @@ fn index_value(n: &Bound<'_, PyAny>) -> PyResult<isize> {
 
 /// `async for` over a fastspawn `StreamReader`: the whole fast path — a buffered line
 /// and no pending exception — runs here without entering Python code; anything else
-/// (waiting for data, EOF, limits, errors) is the reader's own `readline()`.
+/// (waiting for data, EOF, limits, errors) is the reader's `slow()` (its `readline()`).
+///
+/// What it needs of the reader crosses as plain state on the buffer (`blocked`,
+/// `paused`, kept by the reader) and two callables, so no private name of the reader
+/// is spelled here.
 #[pyclass(module = "fastspawn._core")]
 struct LineIter {
-    reader: Py<PyAny>,
     buffer: Py<StreamBuffer>,
     limit: usize,
+    /// Awaitable for the next line the slow way (`StopAsyncIteration` at EOF).
+    slow: Py<PyAny>,
+    /// Resumes the reader's paused transport.
+    resume: Py<PyAny>,
 }
 
 #[pymethods]
 impl LineIter {
     #[new]
-    fn new(reader: Py<PyAny>, buffer: Py<StreamBuffer>, limit: usize) -> Self {
+    fn new(buffer: Py<StreamBuffer>, limit: usize, slow: Py<PyAny>, resume: Py<PyAny>) -> Self {
         Self {
-            reader,
             buffer,
             limit,
+            slow,
+            resume,
         }
     }
 
@@ -422,21 +436,19 @@ impl LineIter {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let reader = self.reader.bind(py);
-        if reader.getattr(pyo3::intern!(py, "_exception"))?.is_none() {
-            let mut buffer = self.buffer.bind(py).borrow_mut();
-            if let Some(ready) = buffer.next_line(py, self.limit)? {
-                let left = buffer.queue.len();
+        let mut buffer = self.buffer.bind(py).try_borrow_mut()?;
+        if !buffer.blocked {
+            if let Some(line) = buffer.take_line(py, self.limit)? {
+                let resume = buffer.paused && buffer.queue.len() <= self.limit;
                 drop(buffer);
-                if left <= self.limit
-                    && reader.getattr(pyo3::intern!(py, "_paused"))?.is_truthy()?
-                {
-                    reader.call_method0(pyo3::intern!(py, "_maybe_resume_transport"))?;
+                if resume {
+                    self.resume.bind(py).call0()?;
                 }
-                return Ok(ready);
+                return ready(py, line.into_any());
             }
         }
-        reader.call_method0(pyo3::intern!(py, "_anext_slow"))
+        drop(buffer);
+        self.slow.bind(py).call0()
     }
 }
 
