@@ -66,7 +66,20 @@ pub(crate) fn closed_pipe() -> PyErr {
     PyValueError::new_err("I/O operation on closed pipe")
 }
 
-#[pymodule]
+/// The module, declared safe without the GIL (PyO3's default, stated here because it
+/// was checked): every class keeps its state behind PyO3's per-object borrow flag
+/// (atomic on free-threaded builds), so one object used from two threads at once
+/// raises "Already borrowed" rather than racing; a `StreamBuffer`'s export count is an
+/// atomic its views release without a borrow; the statics are `PyOnceLock`/`OnceLock`
+/// or atomics; the fallback reaper's registry is a `Mutex` + `Condvar`; nothing here
+/// has an `unsafe impl Send/Sync`; and `Ready`, whose layout assumes the GIL build's
+/// object header, is compiled out of free-threaded builds (ready.rs).
+///
+/// Reading `PATH` from the C environment to resolve a bare program name
+/// (`spawn::exec_candidates`) is as unsafe as any `getenv` while another thread calls
+/// `os.putenv`/`os.environ[...] = ...`, which the GIL serialised and free threading
+/// does not.
+#[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 pub fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

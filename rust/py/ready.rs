@@ -49,7 +49,10 @@ fn ready_coroutine_function(py: Python<'_>) -> PyResult<Option<&Bound<'_, PyAny>
 }
 
 /// A new awaitable that `await` turns into `value` at once.
-pub(crate) fn ready<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn ready<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     let Some(function) = ready_coroutine_function(py)? else {
         #[cfg(not(Py_GIL_DISABLED))]
         return am_send::new_ready(py, value);
@@ -221,7 +224,7 @@ mod am_send {
     /// A new `Ready` holding `value`.
     pub(super) fn new_ready<'py>(
         py: Python<'py>,
-        value: Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let tp = ready_type(py)?;
         // SAFETY: GenericAlloc returns a zeroed instance (new reference, holding a
@@ -232,7 +235,7 @@ mod am_send {
         // SAFETY: `obj` was just allocated with ReadyObject's layout and is not yet
         // shared; the stored reference is owned by the instance (released in dealloc or
         // taken).
-        unsafe { (*obj.as_ptr().cast::<ReadyObject>()).value = value.into_ptr() };
+        unsafe { (*obj.as_ptr().cast::<ReadyObject>()).value = value.clone().into_ptr() };
         Ok(obj)
     }
 }

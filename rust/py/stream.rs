@@ -354,7 +354,7 @@ impl StreamBuffer {
         limit: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         match self.take_line(py, limit)? {
-            Some(line) => ready(py, line.into_any()).map(Some),
+            Some(line) => ready(py, line.as_any()).map(Some),
             None => Ok(None),
         }
     }
@@ -444,7 +444,7 @@ impl LineIter {
                 if resume {
                     self.resume.bind(py).call0()?;
                 }
-                return ready(py, line.into_any());
+                return ready(py, line.as_any());
             }
         }
         drop(buffer);
