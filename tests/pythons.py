@@ -1,7 +1,7 @@
 """The Python interpreters installed on this machine: the current one plus pyenv's and
 ``/usr/bin/python3.X``, one per version.
 
-``python tests/pythons.py --others`` prints those fastspawn supports (>= 3.9) other
+``python tests/pythons.py --others`` prints those fastspawn supports (>= 3.11) other
 than the running one, one path per line, for ``make test-versions``.
 """
 
@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-MIN_VERSION = (3, 9)
+MIN_VERSION = (3, 11)
 
 
 def find() -> tuple[dict[tuple[int, int], str], list[str]]:

@@ -1,5 +1,5 @@
 """CPython's own asyncio tests against fastspawn, on every Python installed on this
-machine that fastspawn supports (>= 3.9), next to the same suites on stock asyncio:
+machine that fastspawn supports (>= 3.11), next to the same suites on stock asyncio:
 
 * ``test.test_asyncio.test_subprocess`` with ``fastspawn.install()`` applied;
 * ``test.test_asyncio.test_streams`` with ``asyncio.StreamReader`` replaced by
@@ -97,5 +97,5 @@ def summary_lines() -> list[str]:
             f"Python {r['python']:<8} {r['suite']:<15} {r['impl']:<9} ran {r['run']}: {passed} passed, {bad} failed, "
             f"{r['skipped']} skipped{routed}"
         )
-    lines.extend(f"Python {v}: not supported by fastspawn (requires-python >= 3.9); not run" for v in UNSUPPORTED)
+    lines.extend(f"Python {v}: not supported by fastspawn (requires-python >= 3.11); not run" for v in UNSUPPORTED)
     return lines
