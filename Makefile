@@ -37,7 +37,7 @@ test-python: install
 	$(PYTEST) tests
 
 # The same suite (but the conformance suite, which already covers them) on every other
-# installed Python >= 3.9, each in a venv of its own with the same abi3 wheel, and the
+# installed Python >= 3.11, each in a venv of its own with the same abi3 wheel, and the
 # fallback reaper's part of it.
 test-versions: install
 	rm -rf $(VENV)/wheel

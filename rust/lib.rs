@@ -1,6 +1,6 @@
 //! fastspawn's Rust core: spawning (`posix_spawn`), exit notification (pidfd, with one
-//! fallback reaper), signals, and non-blocking pipes. `py.rs` is the only file that
-//! knows about Python.
+//! fallback reaper), signals, and non-blocking pipes. `py/` (the `python` feature) is
+//! the only module that knows about Python.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;

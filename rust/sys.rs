@@ -5,7 +5,9 @@
 //! exactly one place, [`retry_eintr`].
 
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
 /// `-1` + errno → `Err`, anything else → `Ok`.
 pub fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
@@ -76,9 +78,107 @@ pub fn strerror(errno: i32) -> String {
     }
 }
 
+/// The size of a memory page (`sysconf(_SC_PAGESIZE)`), read once.
+pub fn page_size() -> usize {
+    static PAGE_SIZE: OnceLock<usize> = OnceLock::new();
+    *PAGE_SIZE.get_or_init(|| {
+        // SAFETY: sysconf only reads a system constant.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size)
+            .ok()
+            .filter(|s| s.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
+
+/// Gives the memory of the whole pages inside `buf` back to the kernel
+/// (`madvise(MADV_DONTNEED)`), for bytes that will not be read again: the resident
+/// memory shrinks at once, without freeing the allocation.
+///
+/// Only pages lying entirely inside `buf` are touched: the partial pages at either end
+/// may hold other data (an allocator's header, another object) and are left alone, so
+/// nothing outside `buf` changes. Inside, the released bytes afterwards read as zeros
+/// (private anonymous memory, what the allocator hands out; the file's bytes for a
+/// private file mapping, the same bytes for a shared one). Any of those is a valid `u8`
+/// and `buf` is borrowed exclusively, so this is safe on any slice; the caller only
+/// loses the old contents.
+///
+/// Returns the range released, as offsets into `buf` (empty when no whole page lies
+/// inside, and then no system call is made).
+pub fn release_pages(buf: &mut [u8]) -> io::Result<Range<usize>> {
+    advise_whole_pages(buf, libc::MADV_DONTNEED)
+}
+
+/// Makes the whole pages inside `buf` resident and writable now
+/// (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+; `EINVAL` before), as writing to each
+/// would, but in one system call instead of one page fault per page. The contents do
+/// not change. For memory about to be overwritten in full.
+pub fn prefault_pages(buf: &mut [u8]) -> io::Result<Range<usize>> {
+    advise_whole_pages(buf, libc::MADV_POPULATE_WRITE)
+}
+
+/// `madvise(advice)` on the whole pages inside `buf`: the range advised, as offsets
+/// into `buf` (empty, and no system call, when no whole page lies inside). The advice
+/// must leave every byte of those pages a valid `u8` (see [`release_pages`]).
+fn advise_whole_pages(buf: &mut [u8], advice: libc::c_int) -> io::Result<Range<usize>> {
+    let page = page_size();
+    let addr = buf.as_ptr().addr();
+    let start = addr.next_multiple_of(page) - addr;
+    let end = ((addr + buf.len()) & !(page - 1)).saturating_sub(addr);
+    if start >= end {
+        return Ok(0..0);
+    }
+    // SAFETY: [start, end) is inside `buf`, which we borrow exclusively, and is made of
+    // whole pages, so no byte outside `buf` is affected; the bytes inside keep or take
+    // a valid value (the callers' advice).
+    cvt(unsafe { libc::madvise(buf.as_mut_ptr().add(start).cast(), end - start, advice) })?;
+    Ok(start..end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_pages_zeroes_whole_pages_inside_only() {
+        let page = page_size();
+        let mut data = vec![0xab_u8; 5 * page + 123];
+        let len = data.len();
+        let range = release_pages(&mut data[7..len - 5]).unwrap();
+        let (start, end) = (range.start + 7, range.end + 7);
+        let base = data.as_ptr().addr();
+        assert_eq!((base + start) % page, 0);
+        assert_eq!((base + end) % page, 0);
+        assert!(end - start >= 3 * page, "{start}..{end}");
+        assert!(start >= 7 && start - 7 < page && end <= len - 5 && len - 5 - end < page);
+        assert!(data[start..end].iter().all(|&b| b == 0));
+        assert!(data[..start].iter().all(|&b| b == 0xab));
+        assert!(data[end..].iter().all(|&b| b == 0xab));
+    }
+
+    #[test]
+    fn prefault_pages_keeps_the_contents() {
+        let page = page_size();
+        let mut data: Vec<u8> = (0..4 * page).map(|i| (i % 253) as u8).collect();
+        let expected = data.clone();
+        // EINVAL before Linux 5.14; the contents must stay either way.
+        let _ = prefault_pages(&mut data[1..]);
+        assert!(data == expected);
+    }
+
+    #[test]
+    fn release_pages_without_a_whole_page_does_nothing() {
+        let page = page_size();
+        let mut data = vec![1_u8; 2 * page];
+        let base = data.as_ptr().addr();
+        // A slice shorter than a page, or one that straddles a boundary without covering
+        // a whole page.
+        let off = base.next_multiple_of(page) - base;
+        let from = off.saturating_sub(10);
+        assert_eq!(release_pages(&mut data[from..from + 20]).unwrap(), 0..0);
+        assert_eq!(release_pages(&mut data[..0]).unwrap(), 0..0);
+        assert!(data.iter().all(|&b| b == 1));
+    }
 
     #[test]
     fn strerror_matches_libc_text() {

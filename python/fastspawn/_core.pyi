@@ -1,8 +1,9 @@
-"""fastspawn's Rust core (``rust/py.rs``): spawning, exit watching, signals and
+"""fastspawn's Rust core (``rust/py/``): spawning, exit watching, signals and
 non-blocking pipes. Plain values cross this boundary; OS errors arrive as
 ``OSError(errno, strerror[, filename])`` so the subclass and ``errno`` are right."""
 
-from collections.abc import Awaitable, Generator
+import sys
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Optional, SupportsIndex, final
 
 __all__ = [
@@ -10,7 +11,6 @@ __all__ = [
     "Child",
     "LineIter",
     "ReadPipe",
-    "Ready",
     "StreamBuffer",
     "WritePipe",
     "__version__",
@@ -18,6 +18,8 @@ __all__ = [
     "spawn",
     "watch",
 ]
+if sys.version_info < (3, 12):
+    __all__ += ["Ready"]
 
 __version__: str
 
@@ -59,8 +61,9 @@ class ReadPipe:
     def read(self, max: int) -> Optional[bytes]:
         """At most ``max`` bytes; ``b""`` at EOF; None when nothing is there yet."""
     def read_at_most(self, max: int) -> Optional[bytes]:
-        """Like ``read``, read straight into a new bytes object shrunk in place (one
-        copy, no ``FIONREAD``); ``max`` must be positive."""
+        """Like ``read``, read straight into a new bytes object of ``max`` bytes (copied
+        to the size read only when fewer arrived; no ``FIONREAD``); ``max`` must be
+        positive."""
     def close(self) -> None: ...
 
 @final
@@ -88,11 +91,23 @@ class WritePipe:
 @final
 class StreamBuffer:
     """The buffer of ``fastspawn.StreamReader``: a byte queue answering the ``bytearray``
-    operations asyncio's StreamReader methods use, plus fast paths."""
+    operations asyncio's StreamReader methods use, plus fast paths. It exports a
+    read-only buffer (``memoryview``); while one is exported, operations that would move
+    or shrink the bytes raise ``BufferError``, as ``bytearray``'s do."""
+
+    blocked: bool
+    """Set by the reader once it has an exception: ``LineIter`` then takes no line
+    itself and every line goes through ``slow()``."""
+    paused: bool
+    """Whether the reader has paused its transport (``LineIter`` calls ``resume()``
+    once the bytes left are within the limit)."""
 
     def __new__(cls) -> StreamBuffer: ...
     def __len__(self) -> int: ...
     def __bytes__(self) -> bytes: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
+        def __release_buffer__(self, buffer: memoryview, /) -> None: ...
     def __eq__(self, other: object, /) -> bool: ...
     def extend(self, data: Any) -> None:
         """As ``bytearray.extend``: a bytes-like object or an iterable of ints."""
@@ -106,6 +121,10 @@ class StreamBuffer:
         """Deletes from the front (``del buf[:n]``); other slices raise ValueError."""
     def take(self, n: int) -> bytes:
         """Removes and returns the first ``n`` bytes (fewer if fewer are buffered)."""
+    def take_bytes(self, n: Optional[SupportsIndex] = None, /) -> bytes:
+        """As 3.15's ``bytearray.take_bytes``: removes and returns the first ``n`` bytes
+        (all for None; a negative ``n`` counts from the end); IndexError outside the
+        size, BufferError while a buffer is exported."""
     def read_from(self, pipe: ReadPipe, max: int) -> Optional[int]:
         """Reads from ``pipe`` straight into the buffer: the count read, 0 at EOF, None
         when nothing was there."""
@@ -119,26 +138,37 @@ class StreamBuffer:
 
 @final
 class LineIter:
-    """``async for`` over a fastspawn StreamReader: a buffered line is returned without
-    entering Python code; otherwise the reader's ``_anext_slow()`` (``readline``) runs."""
+    """``async for`` over a fastspawn StreamReader: unless ``buffer.blocked``, a buffered
+    line of at most ``limit + 1`` bytes is taken and returned without entering Python
+    code (calling ``resume()`` first if ``buffer.paused`` and at most ``limit`` bytes
+    are left); otherwise ``slow()`` runs (the reader's ``readline``, raising
+    ``StopAsyncIteration`` at EOF)."""
 
-    def __new__(cls, reader: Any, buffer: StreamBuffer, limit: int) -> LineIter: ...
+    def __new__(
+        cls,
+        buffer: StreamBuffer,
+        limit: int,
+        slow: Callable[[], Awaitable[bytes]],
+        resume: Callable[[], object],
+    ) -> LineIter: ...
     def __aiter__(self) -> LineIter: ...
     def __anext__(self) -> Any: ...
 
-@final
-class Ready:
-    """An awaitable whose result is already known: ``await`` returns it at once (what
-    ``next_line`` returns before Python 3.12)."""
+if sys.version_info < (3, 12):
+    @final
+    class Ready:
+        """An awaitable whose result is already known: ``await`` returns it at once
+        (what ``next_line`` returns on 3.11, the only version that has it)."""
 
-    def __await__(self) -> Generator[Any, None, Any]: ...
-    def __iter__(self) -> Ready: ...
-    def __next__(self) -> None: ...
+        def __await__(self) -> Generator[Any, None, Any]: ...
+        def __iter__(self) -> Ready: ...
+        def __next__(self) -> None: ...
 
 @final
 class BytesBuilder:
-    """Collects one ``bytes`` object of unknown size, grown in place (about N bytes of
-    memory for N bytes collected, not the 2N of a join)."""
+    """Collects one ``bytes`` object of unknown size (about N bytes of memory for N bytes
+    collected, not the 2N of a join: ``finish`` moves them into the result a step at a
+    time, releasing what it has copied)."""
 
     def __new__(cls) -> BytesBuilder: ...
     def __len__(self) -> int: ...

@@ -138,6 +138,16 @@ class StreamReader(asyncio.StreamReader):
                 self._transport = None
             else:
                 self._paused = True
+                self._buffer.paused = True
+
+    def _maybe_resume_transport(self) -> None:
+        super()._maybe_resume_transport()  # type: ignore[misc]
+        self._buffer.paused = self._paused
+
+    def set_exception(self, exc: Exception) -> None:
+        super().set_exception(exc)
+        # From now on every line goes through readline(), which raises it.
+        self._buffer.blocked = True
 
     async def read(self, n: int = -1) -> bytes:
         if self._exception is not None:
@@ -160,7 +170,7 @@ class StreamReader(asyncio.StreamReader):
             if not self._eof:
                 await self._wait_for_data("read")
         data: bytes = self._buffer.take(n)
-        self._maybe_resume_transport()  # type: ignore[attr-defined]
+        self._maybe_resume_transport()
         return data
 
     async def _read_to_eof(self) -> bytes:
@@ -204,12 +214,12 @@ class StreamReader(asyncio.StreamReader):
                 raise asyncio.IncompleteReadError(incomplete, n)
             await self._wait_for_data("readexactly")
         data: bytes = self._buffer.take(n)
-        self._maybe_resume_transport()  # type: ignore[attr-defined]
+        self._maybe_resume_transport()
         return data
 
     def __aiter__(self) -> _core.LineIter:  # type: ignore[override]
         # The async iterator is a Rust object: a buffered line costs no Python frame.
-        return _core.LineIter(self, self._buffer, self._limit)
+        return _core.LineIter(self._buffer, self._limit, self._anext_slow, self._maybe_resume_transport)
 
     async def __anext__(self) -> bytes:
         # For direct callers only (`async for` uses the iterator __aiter__ returns): a
@@ -229,7 +239,7 @@ class StreamReader(asyncio.StreamReader):
             return []
         lines: list[bytes] = self._buffer.take_lines(self._limit, BATCH_BYTES)
         if lines and self._paused:
-            self._maybe_resume_transport()  # type: ignore[attr-defined]
+            self._maybe_resume_transport()
         return lines
 
 

@@ -1,11 +1,14 @@
-//! The Python boundary: the only place with `#[pyclass]`/`#[pyfunction]`.
+//! The Python boundary: the only place with `#[pyclass]`/`#[pyfunction]`, and only the
+//! stable ABI (checked on the wheel with `abi3audit --strict`).
 //!
 //! Plain values cross it (bytes, ints, tuples). OS errors cross once, here, as
 //! `OSError(errno, strerror[, filename])`, so Python picks the subclass
 //! (`FileNotFoundError`, `BrokenPipeError`, …) and `.errno` is set.
 //!
-//! `process.rs`: children and their pipes; `stream.rs`: the `StreamReader` buffer;
-//! `ready.rs`: the already-finished awaitable that `async for` lines return.
+//! `process.rs`: children and their pipes (`Child`, `ReadPipe`, `WritePipe`, `spawn`,
+//! `watch`); `stream.rs`: the `StreamReader` buffer, its line iterator and the
+//! read-to-EOF collector (`StreamBuffer`, `LineIter`, `BytesBuilder`); `ready.rs`: the
+//! already-finished awaitable that `async for` lines return.
 
 mod process;
 mod ready;
@@ -41,34 +44,6 @@ pub(crate) fn uninit_bytes(py: Python<'_>, len: usize) -> PyResult<Bound<'_, PyB
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ptr)? }.cast_into::<PyBytes>()?)
 }
 
-extern "C" {
-    /// CPython's in-place resize of a bytes object it owns alone (exported by every
-    /// CPython, though outside the limited API). Large buffers are realloc'd, which
-    /// glibc does with mremap: no copy, no second resident copy.
-    fn _PyBytes_Resize(
-        bytes: *mut *mut pyo3::ffi::PyObject,
-        newsize: pyo3::ffi::Py_ssize_t,
-    ) -> libc::c_int;
-}
-
-/// Resizes in place a `bytes` object that nothing but `bytes` references (one we made
-/// and have not handed out); bytes past the old length are uninitialised.
-pub(crate) fn resize_unshared_bytes(
-    bytes: Bound<'_, PyBytes>,
-    size: usize,
-) -> PyResult<Bound<'_, PyBytes>> {
-    let py = bytes.py();
-    let size = pyo3::ffi::Py_ssize_t::try_from(size).map_err(|_| PyMemoryError::new_err(()))?;
-    let mut ptr = bytes.into_ptr();
-    // SAFETY: `ptr` is an owned reference to a bytes object nothing else references, as
-    // _PyBytes_Resize requires. On failure it releases the object and sets ptr to NULL.
-    if unsafe { _PyBytes_Resize(&raw mut ptr, size) } != 0 {
-        return Err(PyErr::fetch(py));
-    }
-    // SAFETY: on success `ptr` is an owned reference to a bytes object.
-    Ok(unsafe { Bound::from_owned_ptr(py, ptr) }.cast_into::<PyBytes>()?)
-}
-
 /// The writable buffer of a `bytes` object that nobody else has seen yet.
 ///
 /// # Safety
@@ -91,12 +66,26 @@ pub(crate) fn closed_pipe() -> PyErr {
     PyValueError::new_err("I/O operation on closed pipe")
 }
 
-#[pymodule]
+/// The module, declared safe without the GIL (PyO3's default, stated here because it
+/// was checked): every class keeps its state behind PyO3's per-object borrow flag
+/// (atomic on free-threaded builds), so one object used from two threads at once
+/// raises "Already borrowed" rather than racing; a `StreamBuffer`'s export count is an
+/// atomic its views release without a borrow; the statics are `PyOnceLock`/`OnceLock`
+/// or atomics; the fallback reaper's registry is a `Mutex` + `Condvar`; nothing here
+/// has an `unsafe impl Send/Sync`; and `Ready`, whose layout assumes the GIL build's
+/// object header, is compiled out of free-threaded builds (ready.rs).
+///
+/// Reading `PATH` from the C environment to resolve a bare program name
+/// (`spawn::exec_candidates`) is as unsafe as any `getenv` while another thread calls
+/// `os.putenv`/`os.environ[...] = ...`, which the GIL serialised and free threading
+/// does not.
+#[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 pub fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     process::register(m)?;
     stream::register(m)?;
+    #[cfg(not(Py_GIL_DISABLED))]
     ready::register(m)?;
     Ok(())
 }

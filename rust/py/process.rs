@@ -8,9 +8,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{
-    bytes_buffer_mut, closed_pipe, os_error, resize_unshared_bytes, uninit_bytes, SMALL_READ,
-};
+use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
 use crate::child;
 use crate::pipe;
 use crate::spawn::{self as spawner, Credentials, SpawnError, SpawnRequest, Stdio};
@@ -139,9 +137,9 @@ impl ReadPipe {
         read_new_bytes(py, pipe, ready)
     }
 
-    /// Up to `max` bytes read straight into a new bytes object, shrunk in place to what
-    /// was read: `b""` at EOF, `None` when nothing is there yet. One copy (the kernel's)
-    /// and no `FIONREAD` (which contends for the pipe's lock with a writer), for a
+    /// Up to `max` bytes read straight into a new bytes object (copied to one of the
+    /// right size only when fewer arrived): `b""` at EOF, `None` when nothing is there
+    /// yet. No `FIONREAD` (which contends for the pipe's lock with a writer), for a
     /// reader that wants at most `max` bytes now.
     fn read_at_most<'py>(
         &mut self,
@@ -161,8 +159,10 @@ impl ReadPipe {
     }
 }
 
-/// One read of up to `len` (> 0) bytes into a new bytes object, shrunk in place to what
-/// was read: `b""` at EOF, `None` when nothing is there yet.
+/// One read of up to `len` (> 0) bytes straight into a new bytes object of `len` bytes,
+/// returned as it is when filled (the caller asked for what the pipe holds), else
+/// copied into one of the size read (the stable ABI cannot shrink a bytes object in
+/// place): `b""` at EOF, `None` when nothing is there yet.
 fn read_new_bytes<'py>(
     py: Python<'py>,
     pipe: &mut pipe::ReadPipe,
@@ -170,12 +170,10 @@ fn read_new_bytes<'py>(
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let bytes = uninit_bytes(py, len)?;
     // SAFETY: `bytes` was just created and is not yet visible to Python code.
-    let got = pipe
-        .read(unsafe { bytes_buffer_mut(&bytes) })
-        .map_err(|e| os_error(&e))?;
-    match got {
+    let buf = unsafe { bytes_buffer_mut(&bytes) };
+    match pipe.read(buf).map_err(|e| os_error(&e))? {
         Some(n) if n == len => Ok(Some(bytes)),
-        Some(n) => resize_unshared_bytes(bytes, n).map(Some),
+        Some(n) => Ok(Some(PyBytes::new(py, &buf[..n]))),
         None => Ok(None),
     }
 }

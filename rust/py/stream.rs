@@ -1,24 +1,77 @@
 //! The buffer behind fastspawn's `StreamReader` (`StreamBuffer`), its line iterator
-//! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in place.
+//! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in one allocation.
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
 use super::process::ReadPipe;
 use super::ready::ready;
-use super::{
-    bytes_buffer_mut, closed_pipe, os_error, resize_unshared_bytes, uninit_bytes, SMALL_READ,
-};
-use crate::buffer::ByteQueue;
+use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use crate::buffer::{move_releasing, ByteQueue};
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
 /// `bytearray` that asyncio's own `StreamReader` methods use (`len`, `find`,
-/// `startswith`, front slices, `del [:n]`, `clear`, `bytes()`), so those methods run on
-/// it unchanged, plus the fast paths the subclass adds.
+/// `startswith`, front slices, `del [:n]`, `clear`, `bytes()`, 3.15's `take_bytes`, and
+/// the read-only buffer protocol: `memoryview`, what 3.14+ `start_tls` hands to
+/// `ssl.MemoryBIO.write`), so those methods run on it unchanged, plus the fast paths
+/// the subclass adds.
+///
+/// While a buffer view is exported, anything that would move or shrink the bytes
+/// raises `BufferError`, as `bytearray` does.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct StreamBuffer(ByteQueue);
+struct StreamBuffer {
+    queue: ByteQueue,
+    /// Views exported and not yet released. Shared with each view (through its
+    /// `internal` pointer) so that releasing one needs no borrow of the buffer: a view
+    /// may be released while the buffer is borrowed, when the garbage collector runs
+    /// during one of its methods or by another thread, and must not fail then.
+    exports: Arc<AtomicUsize>,
+    /// The reader has an exception set: every line goes through the reader's slow path.
+    #[pyo3(get, set)]
+    blocked: bool,
+    /// The reader has paused its transport (resumed once the buffer drains to `limit`).
+    #[pyo3(get, set)]
+    paused: bool,
+}
+
+impl StreamBuffer {
+    /// The queue, for an operation that moves or resizes its bytes: refused while a
+    /// buffer view of them is exported (its pointer would dangle), as `bytearray` does.
+    fn resizable(&mut self) -> PyResult<&mut ByteQueue> {
+        if self.exports.load(Ordering::Acquire) == 0 {
+            Ok(&mut self.queue)
+        } else {
+            Err(PyBufferError::new_err(
+                "Existing exports of data: object cannot be re-sized",
+            ))
+        }
+    }
+
+    /// Takes a whole line (ending in `\n`) of at most `limit + 1` bytes, if buffered.
+    fn take_line<'py>(
+        &mut self,
+        py: Python<'py>,
+        limit: usize,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(end) = self.queue.find(b"\n", 0).map(|i| i + 1) else {
+            return Ok(None);
+        };
+        if end > limit + 1 {
+            return Ok(None);
+        }
+        let queue = self.resizable()?;
+        let line = PyBytes::new(py, &queue.as_slice()[..end]);
+        queue.consume(end);
+        Ok(Some(line))
+    }
+}
 
 /// Python's rule for a possibly negative start index.
 fn clamp_start(start: isize, len: usize) -> usize {
@@ -67,25 +120,71 @@ impl StreamBuffer {
     }
 
     fn __len__(&self) -> usize {
-        self.0.len()
+        self.queue.len()
     }
 
     fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.0.as_slice())
+        PyBytes::new(py, self.queue.as_slice())
     }
 
     fn __repr__(&self) -> String {
-        format!("<fastspawn._core.StreamBuffer {} bytes>", self.0.len())
+        format!("<fastspawn._core.StreamBuffer {} bytes>", self.queue.len())
+    }
+
+    /// A read-only view of the buffered bytes (`memoryview(buf)`, `bytes(buf)`, any C
+    /// consumer of the buffer protocol).
+    ///
+    /// # Safety
+    /// Called by the interpreter with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: &Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let this = slf.try_borrow()?;
+        let data = this.queue.as_slice();
+        let len = ffi::Py_ssize_t::try_from(data.len()).expect("a Vec's length fits");
+        // SAFETY: `view` is valid (our caller's promise). The bytes stay in place while
+        // the view lives: `obj` keeps the buffer alive, and every operation that would
+        // move or resize them goes through `resizable`, which refuses while `exports`
+        // counts this view. FillInfo refuses a writable request (read-only view).
+        if unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                data.as_ptr().cast_mut().cast::<c_void>(),
+                len,
+                1,
+                flags,
+            )
+        } != 0
+        {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        this.exports.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: FillInfo succeeded, so `view` is filled and `internal` is ours; it
+        // holds one reference to the counter until __releasebuffer__ takes it back.
+        unsafe { (*view).internal = Arc::into_raw(Arc::clone(&this.exports)).cast_mut().cast() };
+        Ok(())
+    }
+
+    /// # Safety
+    /// Called by the interpreter, once, with a view that __getbuffer__ filled.
+    unsafe fn __releasebuffer__(_slf: &Bound<'_, Self>, view: *mut ffi::Py_buffer) {
+        // SAFETY: `internal` is the counter reference __getbuffer__ stored in this view,
+        // taken back exactly once (the interpreter releases each view once).
+        let exports = unsafe { Arc::from_raw((*view).internal.cast_const().cast::<AtomicUsize>()) };
+        exports.fetch_sub(1, Ordering::Release);
     }
 
     /// Equal to `bytes`/`bytearray` with the same content, as a `bytearray` would be.
     fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> Py<PyAny> {
         let equal = if let Ok(b) = other.cast::<PyBytes>() {
-            Some(b.as_bytes() == self.0.as_slice())
+            Some(b.as_bytes() == self.queue.as_slice())
         } else if let Ok(b) = other.cast::<PyByteArray>() {
-            Some(b.to_vec() == self.0.as_slice())
+            Some(b.to_vec() == self.queue.as_slice())
         } else if let Ok(b) = other.cast::<StreamBuffer>() {
-            Some(b.borrow().0.as_slice() == self.0.as_slice())
+            Some(b.borrow().queue.as_slice() == self.queue.as_slice())
         } else {
             None
         };
@@ -101,7 +200,9 @@ impl StreamBuffer {
     /// As `bytearray.extend`: a bytes-like object or an iterable of ints.
     fn extend(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         if let Ok(b) = data.cast::<PyBytes>() {
-            self.0.extend(b.as_bytes());
+            if !b.as_bytes().is_empty() {
+                self.resizable()?.extend(b.as_bytes());
+            }
             return Ok(());
         }
         if data.is_instance_of::<pyo3::types::PyInt>() {
@@ -110,31 +211,36 @@ impl StreamBuffer {
                 data.get_type().name()?
             )));
         }
-        let converted = PyByteArray::from(data)?;
-        self.0.extend(&converted.to_vec());
+        let converted = PyByteArray::from(data)?.to_vec();
+        if !converted.is_empty() {
+            self.resizable()?.extend(&converted);
+        }
         Ok(())
     }
 
-    fn clear(&mut self) {
-        self.0.clear();
-        self.0.shrink_if_empty(KEEP_CAPACITY);
+    fn clear(&mut self) -> PyResult<()> {
+        if !self.queue.is_empty() {
+            self.resizable()?.clear();
+        }
+        self.queue.shrink_if_empty(KEEP_CAPACITY);
+        Ok(())
     }
 
     #[pyo3(signature = (sub, start=0))]
     fn find(&self, sub: &Bound<'_, PyAny>, start: isize) -> PyResult<isize> {
-        let from = clamp_start(start, self.0.len());
+        let from = clamp_start(start, self.queue.len());
         Ok(self
-            .0
+            .queue
             .find(&bytes_arg(sub)?, from)
             .map_or(-1, |i| i as isize))
     }
 
     #[pyo3(signature = (prefix, start=0))]
     fn startswith(&self, prefix: &Bound<'_, PyAny>, start: isize) -> PyResult<bool> {
-        let from = clamp_start(start, self.0.len());
+        let from = clamp_start(start, self.queue.len());
         let prefix = bytes_arg(prefix)?;
         Ok(self
-            .0
+            .queue
             .as_slice()
             .get(from..)
             .is_some_and(|rest| rest.starts_with(&prefix)))
@@ -145,7 +251,7 @@ impl StreamBuffer {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let data = self.0.as_slice();
+        let data = self.queue.as_slice();
         if let Ok(slice) = key.cast::<PySlice>() {
             let ind = slice.indices(data.len() as isize)?;
             if ind.step != 1 {
@@ -173,7 +279,7 @@ impl StreamBuffer {
     /// Only deleting from the front (`del buf[:n]`) is supported: it is all a stream
     /// reader does.
     fn __delitem__(&mut self, key: &Bound<'_, PySlice>) -> PyResult<()> {
-        let ind = key.indices(self.0.len() as isize)?;
+        let ind = key.indices(self.queue.len() as isize)?;
         if ind.slicelength == 0 {
             return Ok(());
         }
@@ -182,7 +288,7 @@ impl StreamBuffer {
                 "StreamBuffer only deletes from the front",
             ));
         }
-        self.0.consume(ind.slicelength);
+        self.resizable()?.consume(ind.slicelength);
         Ok(())
     }
 
@@ -194,17 +300,50 @@ impl StreamBuffer {
         max: usize,
     ) -> PyResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        self.0
+        self.resizable()?
             .append_with(|data| pipe.read_append(data, max))
             .map_err(|e| os_error(&e))
     }
 
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
-    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> Bound<'py, PyBytes> {
-        let n = n.min(self.0.len());
-        let out = PyBytes::new(py, &self.0.as_slice()[..n]);
-        self.0.consume(n);
-        out
+    fn take<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let n = n.min(self.queue.len());
+        if n == 0 {
+            return Ok(PyBytes::new(py, b""));
+        }
+        let queue = self.resizable()?;
+        let out = PyBytes::new(py, &queue.as_slice()[..n]);
+        queue.consume(n);
+        Ok(out)
+    }
+
+    /// `bytearray.take_bytes` (3.15), which 3.15's `StreamReader` calls: removes and
+    /// returns the first `n` bytes, all of them for None; a negative `n` counts from the
+    /// end. The same errors as `bytearray`'s, in the same order.
+    #[pyo3(signature = (n=None, /))]
+    fn take_bytes<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let size = self.queue.len() as isize;
+        let mut to_take = match n {
+            None => size,
+            Some(n) => index_value(n)?,
+        };
+        if to_take < 0 {
+            to_take += size;
+        }
+        if to_take < 0 || to_take > size {
+            return Err(PyIndexError::new_err(format!(
+                "can't take {to_take} bytes outside size {size}"
+            )));
+        }
+        let queue = self.resizable()?;
+        let n = to_take as usize;
+        let out = PyBytes::new(py, &queue.as_slice()[..n]);
+        queue.consume(n);
+        Ok(out)
     }
 
     /// If a whole line (ending in `\n`) of at most `limit + 1` bytes is buffered, takes
@@ -214,15 +353,10 @@ impl StreamBuffer {
         py: Python<'py>,
         limit: usize,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Some(end) = self.0.find(b"\n", 0).map(|i| i + 1) else {
-            return Ok(None);
-        };
-        if end > limit + 1 {
-            return Ok(None);
+        match self.take_line(py, limit)? {
+            Some(line) => ready(py, line.as_any()).map(Some),
+            None => Ok(None),
         }
-        let line = PyBytes::new(py, &self.0.as_slice()[..end]).into_any();
-        self.0.consume(end);
-        ready(py, line).map(Some)
     }
 
     /// Takes every whole line buffered (at least one, then up to about `max_bytes`),
@@ -233,8 +367,8 @@ impl StreamBuffer {
         limit: usize,
         max_bytes: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let ends = self.0.line_ends(b'\n', max_bytes);
-        let data = self.0.as_slice();
+        let ends = self.queue.line_ends(b'\n', max_bytes);
+        let data = self.queue.as_slice();
         let mut lines = Vec::with_capacity(ends.len());
         let mut start = 0;
         for end in ends {
@@ -244,29 +378,56 @@ impl StreamBuffer {
             lines.push(PyBytes::new(py, &data[start..end]));
             start = end;
         }
-        self.0.consume(start);
+        if start > 0 {
+            self.resizable()?.consume(start);
+        }
         PyList::new(py, lines)
     }
 }
 
+/// The value of an integer-like `n` (anything with `__index__`), as `bytearray` reads
+/// an index: `TypeError` for anything else, `IndexError` past `Py_ssize_t`.
+fn index_value(n: &Bound<'_, PyAny>) -> PyResult<isize> {
+    // SAFETY: `n` is a live object and we are attached to the interpreter.
+    if unsafe { ffi::PyIndex_Check(n.as_ptr()) } == 0 {
+        return Err(PyTypeError::new_err("n must be an integer or None"));
+    }
+    // SAFETY: as above; the result is -1 with an exception set on failure.
+    let value = unsafe { ffi::PyNumber_AsSsize_t(n.as_ptr(), ffi::PyExc_IndexError) };
+    if value == -1 {
+        if let Some(err) = PyErr::take(n.py()) {
+            return Err(err);
+        }
+    }
+    Ok(value)
+}
+
 /// `async for` over a fastspawn `StreamReader`: the whole fast path — a buffered line
 /// and no pending exception — runs here without entering Python code; anything else
-/// (waiting for data, EOF, limits, errors) is the reader's own `readline()`.
+/// (waiting for data, EOF, limits, errors) is the reader's `slow()` (its `readline()`).
+///
+/// What it needs of the reader crosses as plain state on the buffer (`blocked`,
+/// `paused`, kept by the reader) and two callables, so no private name of the reader
+/// is spelled here.
 #[pyclass(module = "fastspawn._core")]
 struct LineIter {
-    reader: Py<PyAny>,
     buffer: Py<StreamBuffer>,
     limit: usize,
+    /// Awaitable for the next line the slow way (`StopAsyncIteration` at EOF).
+    slow: Py<PyAny>,
+    /// Resumes the reader's paused transport.
+    resume: Py<PyAny>,
 }
 
 #[pymethods]
 impl LineIter {
     #[new]
-    fn new(reader: Py<PyAny>, buffer: Py<StreamBuffer>, limit: usize) -> Self {
+    fn new(buffer: Py<StreamBuffer>, limit: usize, slow: Py<PyAny>, resume: Py<PyAny>) -> Self {
         Self {
-            reader,
             buffer,
             limit,
+            slow,
+            resume,
         }
     }
 
@@ -275,72 +436,34 @@ impl LineIter {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let reader = self.reader.bind(py);
-        if reader.getattr(pyo3::intern!(py, "_exception"))?.is_none() {
-            let mut buffer = self.buffer.bind(py).borrow_mut();
-            if let Some(ready) = buffer.next_line(py, self.limit)? {
-                let left = buffer.0.len();
+        let mut buffer = self.buffer.bind(py).try_borrow_mut()?;
+        if !buffer.blocked {
+            if let Some(line) = buffer.take_line(py, self.limit)? {
+                let resume = buffer.paused && buffer.queue.len() <= self.limit;
                 drop(buffer);
-                if left <= self.limit
-                    && reader.getattr(pyo3::intern!(py, "_paused"))?.is_truthy()?
-                {
-                    reader.call_method0(pyo3::intern!(py, "_maybe_resume_transport"))?;
+                if resume {
+                    self.resume.bind(py).call0()?;
                 }
-                return Ok(ready);
+                return ready(py, line.as_any());
             }
         }
-        reader.call_method0(pyo3::intern!(py, "_anext_slow"))
+        drop(buffer);
+        self.slow.bind(py).call0()
     }
 }
 
-/// Builds one `bytes` object of unknown final size by appending, growing it in place,
-/// so collecting N bytes costs about N of memory rather than the 2N of a join.
+/// Collects one `bytes` object of unknown final size by appending.
+///
+/// The bytes grow in a Rust vector (reallocated geometrically; glibc moves a large
+/// block with `mremap`, without copying). `finish` then moves them into the `bytes`
+/// object a step at a time, releasing each step's pages of the vector as it goes, so
+/// collecting N bytes peaks near N of memory (plus a step) rather than the 2N of a join.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct BytesBuilder {
-    /// A bytes object nobody else references, `len` bytes of it used.
-    bytes: Option<Py<PyBytes>>,
-    len: usize,
-}
+struct BytesBuilder(Vec<u8>);
 
-/// Smallest capacity a builder grows to.
-const BUILDER_MIN_CAPACITY: usize = 1 << 16;
-
-impl BytesBuilder {
-    fn capacity(&self, py: Python<'_>) -> usize {
-        self.bytes
-            .as_ref()
-            .map_or(0, |b| b.bind(py).as_bytes().len())
-    }
-
-    /// Makes room for `more` bytes after the `len` used, growing geometrically.
-    fn reserve(&mut self, py: Python<'_>, more: usize) -> PyResult<()> {
-        let needed = self.len + more;
-        let capacity = self.capacity(py);
-        if needed > capacity {
-            self.resize(py, needed.max(2 * capacity).max(BUILDER_MIN_CAPACITY))?;
-        }
-        Ok(())
-    }
-
-    fn resize(&mut self, py: Python<'_>, size: usize) -> PyResult<()> {
-        let Some(bytes) = self.bytes.take() else {
-            self.bytes = Some(uninit_bytes(py, size)?.unbind());
-            return Ok(());
-        };
-        // The builder's bytes object is referenced by the builder alone.
-        match resize_unshared_bytes(bytes.into_bound(py), size) {
-            Ok(bytes) => {
-                self.bytes = Some(bytes.unbind());
-                Ok(())
-            }
-            Err(e) => {
-                self.len = 0;
-                Err(e)
-            }
-        }
-    }
-}
+/// Bytes copied per step by `finish` (and released from the vector after each).
+const FINISH_STEP: usize = 1 << 20;
 
 #[pymethods]
 impl BytesBuilder {
@@ -350,28 +473,17 @@ impl BytesBuilder {
     }
 
     fn __len__(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
-    fn extend(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let needed = self.len + data.len();
-        self.reserve(py, data.len())?;
-        let Some(bytes) = &self.bytes else {
-            return Ok(());
-        };
-        // SAFETY: the builder's bytes object is referenced by the builder alone until
-        // `finish` hands it out.
-        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
-        buf[self.len..needed].copy_from_slice(data);
-        self.len = needed;
-        Ok(())
+    fn extend(&mut self, data: &[u8]) {
+        self.0.extend_from_slice(data);
     }
 
     /// Reads from `pipe` straight into the bytes being built: the count read, 0 at EOF,
     /// None when nothing was there.
     fn read_from(
         &mut self,
-        py: Python<'_>,
         mut pipe: PyRefMut<'_, ReadPipe>,
         max: usize,
     ) -> PyResult<Option<usize>> {
@@ -380,40 +492,40 @@ impl BytesBuilder {
             0 => max.min(SMALL_READ),
             n => n,
         };
-        self.reserve(py, want)?;
-        let Some(bytes) = &self.bytes else {
-            return Ok(None);
-        };
-        // SAFETY: the builder's bytes object is referenced by the builder alone until
-        // `finish` hands it out.
-        let buf = unsafe { bytes_buffer_mut(bytes.bind(py)) };
-        let got = pipe
-            .read(&mut buf[self.len..self.len + want])
-            .map_err(|e| os_error(&e))?;
-        self.len += got.unwrap_or(0);
-        Ok(got)
+        pipe.read_append(&mut self.0, want)
+            .map_err(|e| os_error(&e))
     }
 
     /// Moves everything out of a stream buffer into this builder.
-    fn extend_from(
-        &mut self,
-        py: Python<'_>,
-        mut buffer: PyRefMut<'_, StreamBuffer>,
-    ) -> PyResult<()> {
-        let taken = std::mem::take(&mut buffer.0);
-        self.extend(py, taken.as_slice())
+    fn extend_from(&mut self, mut buffer: PyRefMut<'_, StreamBuffer>) -> PyResult<()> {
+        if buffer.queue.is_empty() {
+            return Ok(());
+        }
+        let taken = std::mem::take(buffer.resizable()?);
+        if self.0.is_empty() {
+            self.0 = taken.into_vec();
+        } else {
+            self.0.extend_from_slice(taken.as_slice());
+        }
+        Ok(())
     }
 
-    /// The bytes collected, shrunk in place to their length; the builder is left empty.
+    /// The bytes collected; the builder is left empty.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        if self.bytes.is_none() {
-            return Ok(PyBytes::new(py, b""));
+        let collected = std::mem::take(&mut self.0);
+        if collected.len() < FINISH_STEP {
+            return Ok(PyBytes::new(py, &collected));
         }
-        let len = self.len;
-        self.resize(py, len)?;
-        self.len = 0;
-        let bytes = self.bytes.take().expect("resized above");
-        Ok(bytes.into_bound(py))
+        let bytes = match uninit_bytes(py, collected.len()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.0 = collected;
+                return Err(e);
+            }
+        };
+        // SAFETY: `bytes` was just created and is not yet visible to Python code.
+        move_releasing(collected, unsafe { bytes_buffer_mut(&bytes) }, FINISH_STEP);
+        Ok(bytes)
     }
 }
 
