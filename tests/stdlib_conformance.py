@@ -30,10 +30,10 @@ def main() -> int:
         import asyncio
         import asyncio.streams
 
-        import fastspawn
+        from fastspawn._private.streams import StreamReader
 
-        asyncio.StreamReader = fastspawn.StreamReader  # type: ignore[misc]
-        asyncio.streams.StreamReader = fastspawn.StreamReader  # type: ignore[misc]
+        asyncio.StreamReader = StreamReader  # type: ignore[misc]
+        asyncio.streams.StreamReader = StreamReader  # type: ignore[misc]
     elif use_fastspawn:
         import asyncio
 

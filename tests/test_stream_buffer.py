@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-import fastspawn
 from fastspawn import _core
+from fastspawn._private.streams import StreamReader as FastReader
 
 TAKE_ARGS: list[Any] = [None, 0, 1, 3, 6, 7, -1, -6, -7, True, False, 2**63, -(2**63) - 1, 1.5, "1", b"1"]
 
@@ -192,7 +192,7 @@ def flow_control(reader_cls: type, exception_after: Optional[int]) -> Any:
 
 @pytest.mark.parametrize("exception_after", [None, 1, 8])
 def test_async_for_pauses_and_resumes_as_asyncio(exception_after: Optional[int]) -> None:
-    ours = flow_control(fastspawn.StreamReader, exception_after)
+    ours = flow_control(FastReader, exception_after)
     assert ours == flow_control(asyncio.StreamReader, exception_after)
     if exception_after is None:
         assert ours[1] == ["pause", "resume", "pause", "resume"]

@@ -1,5 +1,6 @@
-"""fastspawn.StreamReader against asyncio.StreamReader: the same chunks in, the same
-lines, bytes and errors out, whatever the chunking (hypothesis), for `async for`,
+"""fastspawn's StreamReader (``fastspawn._private.streams``, what fastspawn hands out on
+a verified Python) against asyncio.StreamReader: the same chunks in, the same lines,
+bytes and errors out, whatever the chunking (hypothesis), for `async for`,
 `iter_lines`, `read(n)`, `read()`, `readexactly`, `readuntil`."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastspawn
+from fastspawn._private.streams import StreamReader as FastReader
 
 chunks_st = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"\n")), max_size=12)
 limit_st = st.integers(min_value=1, max_value=24)
@@ -58,7 +60,7 @@ def run(
 
 def same(chunks: list[bytes], limit: int, consume: Any, fail_after: Optional[int] = None) -> None:
     stock = run(asyncio.StreamReader, chunks, limit, consume, fail_after)
-    ours = run(fastspawn.StreamReader, chunks, limit, consume, fail_after)
+    ours = run(FastReader, chunks, limit, consume, fail_after)
     assert ours == stock
 
 
@@ -87,7 +89,7 @@ def test_async_for_lines(chunks: list[bytes], limit: int, fail_after: Optional[i
 @given(chunks=chunks_st, limit=limit_st, fail_after=st.none() | st.integers(0, 12))
 def test_iter_lines_is_async_for_in_batches(chunks: list[bytes], limit: int, fail_after: Optional[int]) -> None:
     stock = run(asyncio.StreamReader, chunks, limit, async_for, fail_after)
-    ours = run(fastspawn.StreamReader, chunks, limit, batched, fail_after)
+    ours = run(FastReader, chunks, limit, batched, fail_after)
     assert ours == stock
 
 
@@ -105,7 +107,7 @@ def test_read_sizes(chunks: list[bytes], limit: int, sizes: list[int]) -> None:
 @given(chunks=chunks_st, limit=limit_st, fail_after=st.none() | st.integers(0, 12))
 def test_read_to_eof(chunks: list[bytes], limit: int, fail_after: Optional[int]) -> None:
     stock = run(asyncio.StreamReader, chunks, limit, read_all, fail_after)
-    ours = run(fastspawn.StreamReader, chunks, limit, read_all, fail_after)
+    ours = run(FastReader, chunks, limit, read_all, fail_after)
     assert ours[:2] == stock[:2]
     # When read() fails, asyncio drops what it had collected; fastspawn keeps it buffered.
     fed = b"".join(chunks if fail_after is None else chunks[:fail_after])
@@ -140,7 +142,7 @@ def test_read_to_eof_keeps_output_when_cancelled() -> None:
     """asyncio loses what read() collected when it is cancelled (cpython#139373)."""
 
     async def main() -> bytes:
-        reader = fastspawn.StreamReader()
+        reader = FastReader()
         task = asyncio.ensure_future(reader.read())
         await asyncio.sleep(0)
         reader.feed_data(b"first ")
@@ -174,4 +176,4 @@ def test_anext_called_directly_is_a_coroutine_that_takes_nothing_until_it_runs()
         result: tuple[bytes, bytes, list[bytes]] = asyncio.run(main())
         return result
 
-    assert direct(fastspawn.StreamReader) == direct(asyncio.StreamReader) == (b"a\n", b"b\n", [b"c\n"])
+    assert direct(FastReader) == direct(asyncio.StreamReader) == (b"a\n", b"b\n", [b"c\n"])

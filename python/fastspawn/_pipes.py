@@ -18,7 +18,7 @@ import warnings
 from typing import Any, Callable, Optional, Union
 
 from . import _core
-from ._streams import StreamReader
+from ._sink import PipeSink
 from ._watcher import FdWatcher
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport"]
@@ -124,20 +124,20 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
     ) -> None:
         super().__init__(loop, pipe, protocol, watcher)
         self._paused = False
-        # A fastspawn StreamReader to read into directly, when the protocol in between
-        # would only pass the data to it (set by the subprocess transport).
-        self.sink: Optional[StreamReader] = None
+        # A reader to read into directly, when the protocol in between would only pass
+        # the data to it (set by the subprocess transport; see _sink).
+        self.sink: Optional[PipeSink] = None
 
     def start(self) -> None:
         """Begins reading; called once the protocols are connected."""
         if not self._closing and not self._paused:
             self._watcher.add_reader(self._fileno, self._read_ready)
 
-    def attach_sink(self, reader: StreamReader) -> None:
+    def attach_sink(self, reader: PipeSink) -> None:
         """Reads go straight into ``reader`` from now on (the protocol in between would
         only pass the data on), and ``reader`` may read the pipe itself while it waits."""
         self.sink = reader
-        reader._pipe_transport = self
+        reader.attach_pipe_source(self)
 
     def read_into_sink(self) -> int:
         """One read into the sink now, outside the loop's readiness callback: the count
@@ -186,7 +186,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         sink = self.sink
         try:
             if sink is not None:
-                got = sink._feed_from_pipe(pipe)
+                got = sink.feed_from_pipe(pipe)
                 if got is None:
                     return 0
                 if got:

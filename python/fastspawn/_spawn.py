@@ -10,9 +10,9 @@ from typing import IO, Any, Callable, Optional, TypeVar, Union
 from . import _core
 from ._options import plan_native, popen_delegated
 from ._private import FAST_STREAMS
+from ._private import streams as _fast
 from ._private.hooks import forget_popen_child
 from ._process import Process
-from ._streams import SubprocessStreamProtocol
 from ._transport import SubprocessTransport
 
 __all__ = [
@@ -76,7 +76,7 @@ def spawn_transport(
         # asyncio.create_subprocess_* made the stock protocol (install() routes it here):
         # give it fastspawn's StreamReaders. The subclass adds no state, only a different
         # connection_made, and nothing has been connected yet.
-        protocol.__class__ = SubprocessStreamProtocol
+        protocol.__class__ = _fast.SubprocessStreamProtocol
     native = plan_native(args, shell, stdin, stdout, stderr, kwargs)
     if native is not None:
         child, pin, pout, perr = _core.spawn(*native)
@@ -161,9 +161,8 @@ async def subprocess_shell(
 
 def _stream_protocol(limit: int, loop: asyncio.AbstractEventLoop) -> asyncio.subprocess.SubprocessStreamProtocol:
     # fastspawn's protocol (its StreamReaders) where the speed layer is on, else asyncio's.
-    if FAST_STREAMS:
-        return SubprocessStreamProtocol(limit=limit, loop=loop)
-    return asyncio.subprocess.SubprocessStreamProtocol(limit=limit, loop=loop)
+    protocol_class = _fast.SubprocessStreamProtocol if FAST_STREAMS else asyncio.subprocess.SubprocessStreamProtocol
+    return protocol_class(limit=limit, loop=loop)
 
 
 async def create_subprocess_exec(

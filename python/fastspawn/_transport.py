@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Union
 from . import _core
 from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
-from ._streams import StreamReader, SubprocessStreamProtocol
+from ._private import streams as _fast
 from ._watcher import watcher_for
 
 __all__ = ["SubprocessTransport"]
@@ -128,12 +128,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._watcher.add_reader(exit_fd, self._exit_ready)
         if self._closed:
             return
-        if type(protocol) is SubprocessStreamProtocol:
+        if type(protocol) is _fast.SubprocessStreamProtocol:
             # fastspawn's own protocol only hands pipe data to its readers: let the pipes
             # read straight into them.
             for fd, reader in ((1, protocol.stdout), (2, protocol.stderr)):
                 pipe = self.get_pipe_transport(fd)
-                if type(reader) is StreamReader and isinstance(pipe, ReadPipeTransport):
+                if type(reader) is _fast.StreamReader and isinstance(pipe, ReadPipeTransport):
                     pipe.attach_sink(reader)
         for proto in self._pipes.values():
             pipe = proto.pipe
