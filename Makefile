@@ -1,18 +1,45 @@
-# The one way in, for people and CI alike: `make bench`, `make test`.
+# The one way in, for people and CI alike: `make bench`, `make test` (and `make dev` for
+# the inner loop).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
+WHEELS := $(VENV)/wheels
+EXTRAS := test,bench,lint,plot
+# The interpreter the abi3t wheel (PEP 803, CPython 3.15+) is built for and tested on.
+PY315 := .pythons/3.15/usr/bin/python3.15
+# pyo3's build configuration for a free-threaded 3.14 (3.14t), with no interpreter: a
+# build check only (no free-threaded interpreter can be had on these machines).
+PYO3_314T := target/pyo3-3.14t.cfg
 
-.PHONY: install bench test test-rust lint test-python test-versions clean
+.PHONY: pythons dev wheels install bench test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
+
+# CPython 3.14 and 3.15 from Debian's packages into .pythons/ (see tools/get-pythons.sh).
+pythons:
+	bash tools/get-pythons.sh 3.14 3.15
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Builds the wheel (maturin, release profile) and installs it with every extra.
-install: $(PY)
-	$(PY) -m pip install -q ".[test,bench,lint,plot]"
+# Inner loop: a debug build installed in place (`maturin develop`), with every extra.
+dev: $(PY)
+	$(PY) -m pip install -q "maturin>=1.14,<2"
+	$(VENV)/bin/maturin develop -q --extras $(EXTRAS)
+
+# The release builds: the abi3 wheel (every CPython >= 3.11) and the abi3t wheel (3.15+,
+# GIL or free-threaded); abi3audit checks that the abi3 one uses only the stable ABI.
+wheels: $(PY) pythons
+	$(PY) -m pip install -q "maturin>=1.14,<2" abi3audit
+	rm -rf $(WHEELS)
+	$(VENV)/bin/maturin build --release -q -o $(WHEELS)/abi3
+	$(VENV)/bin/maturin build --release -q --no-default-features --features python,abi3t -i $(PY315) -o $(WHEELS)/abi3t
+	$(VENV)/bin/abi3audit --strict --report $(WHEELS)/abi3/*.whl
+
+# The abi3 wheel, installed with every extra.
+install: wheels
+	$(PY) -m pip install -q "$$(ls $(WHEELS)/abi3/*.whl)[$(EXTRAS)]"
+	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEELS)/abi3/*.whl
 
 bench: install
 	$(PY) -m fastspawn.bench $(BENCH_ARGS)
@@ -21,6 +48,13 @@ test-rust:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test --no-default-features
+
+# The other builds compile cleanly: abi3t, and a version-specific free-threaded 3.14t.
+check-builds:
+	CARGO_TARGET_DIR=target/abi3t cargo clippy --all-targets --no-default-features --features python,abi3t -- -D warnings
+	mkdir -p target
+	printf 'version=3.14\nbuild_flags=Py_GIL_DISABLED\nsuppress_build_script_link_lines=true\n' > $(PYO3_314T)
+	PYO3_CONFIG_FILE=$(CURDIR)/$(PYO3_314T) CARGO_TARGET_DIR=target/3.14t cargo clippy --all-targets --no-default-features --features python -- -D warnings
 
 lint: install
 	$(VENV)/bin/ruff check python tests benches
@@ -36,22 +70,32 @@ test-python: install
 	FASTSPAWN_NO_PIDFD=1 $(PYTEST) -q tests/test_process.py tests/test_lifecycle.py
 	$(PYTEST) tests
 
+# The whole suite once more with asyncio's own StreamReader, protocol and communicate()
+# (what a Python outside fastspawn._private.VERIFIED gets).
+test-stock-streams: install
+	FASTSPAWN_STOCK_STREAMS=1 $(PYTEST) -q tests --ignore=tests/test_stdlib_conformance.py
+
 # The same suite (but the conformance suite, which already covers them) on every other
-# installed Python >= 3.11, each in a venv of its own with the same abi3 wheel, and the
-# fallback reaper's part of it.
+# installed Python >= 3.11 (3.14 and 3.15 from `make pythons` among them), each in a venv
+# of its own with the same abi3 wheel, and the fallback reaper's part of it.
 test-versions: install
-	rm -rf $(VENV)/wheel
-	$(PY) -m pip wheel -q --no-deps -w $(VENV)/wheel .
 	set -e; for exe in $$($(PY) tests/pythons.py --others); do \
 		version=$$($$exe -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== Python $$version ($$exe)"; \
 		$$exe -m venv --clear $(VENV)-$$version; \
-		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(VENV)/wheel/fastspawn-*.whl)[test,bench]"; \
+		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(WHEELS)/abi3/*.whl)[test,bench]"; \
 		$(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py; \
 		FASTSPAWN_NO_PIDFD=1 $(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests/test_process.py tests/test_lifecycle.py; \
 	done
 
-test: test-rust lint test-python test-versions
+# The abi3t wheel on (GIL-enabled) 3.15: the whole suite but the conformance suite.
+test-abi3t: install
+	$(PY315) -m venv --clear $(VENV)-3.15-abi3t
+	$(VENV)-3.15-abi3t/bin/python -m pip install -q "$$(ls $(WHEELS)/abi3t/*.whl)[test,bench]"
+	$(VENV)-3.15-abi3t/bin/python -c 'import fastspawn._core as c, sys; assert ".abi3t." in c.__file__, c.__file__'
+	$(VENV)-3.15-abi3t/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py
+
+test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t
 
 clean:
-	rm -rf $(VENV) target dist
+	rm -rf $(VENV) $(VENV)-* target dist
