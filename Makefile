@@ -92,7 +92,7 @@ test-versions: install
 test-abi3t: install
 	$(PY315) -m venv --clear $(VENV)-3.15-abi3t
 	$(VENV)-3.15-abi3t/bin/python -m pip install -q "$$(ls $(WHEELS)/abi3t/*.whl)[test,bench]"
-	$(VENV)-3.15-abi3t/bin/python -c 'import fastspawn._core as c, sys; assert ".abi3t." in c.__file__, c.__file__'
+	$(VENV)-3.15-abi3t/bin/python -c 'import fastspawn._core as c, sys; assert ".abi3t" in c.__file__, c.__file__'
 	$(VENV)-3.15-abi3t/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py
 
 test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t
