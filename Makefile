@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest -p no:cacheprovider
-WHEELS := $(VENV)/wheels
+DIST := dist
 EXTRAS := test,bench,lint,plot
 # The interpreter the abi3t wheel (PEP 803, CPython 3.15+) is built for and tested on.
 PY315 := .pythons/3.15/usr/bin/python3.15
@@ -12,7 +12,7 @@ PY315 := .pythons/3.15/usr/bin/python3.15
 # build check only (no free-threaded interpreter can be had on these machines).
 PYO3_314T := target/pyo3-3.14t.cfg
 
-.PHONY: pythons dev wheels install bench test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
+.PHONY: pythons dev dist install bench test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
 
 # CPython 3.14 and 3.15 from Debian's packages into .pythons/ (see tools/get-pythons.sh).
 pythons:
@@ -27,19 +27,26 @@ dev: $(PY)
 	$(PY) -m pip install -q "maturin>=1.14,<2"
 	$(VENV)/bin/maturin develop -q --extras $(EXTRAS)
 
-# The release builds: the abi3 wheel (every CPython >= 3.11) and the abi3t wheel (3.15+,
-# GIL or free-threaded); abi3audit checks that the abi3 one uses only the stable ABI.
-wheels: $(PY) pythons
-	$(PY) -m pip install -q "maturin>=1.14,<2" abi3audit
-	rm -rf $(WHEELS)
-	$(VENV)/bin/maturin build --release -q -o $(WHEELS)/abi3
-	$(VENV)/bin/maturin build --release -q --no-default-features --features python,abi3t -i $(PY315) -o $(WHEELS)/abi3t
-	$(VENV)/bin/abi3audit --strict --report $(WHEELS)/abi3/*.whl
+# The release artefacts, in dist/: the abi3 wheel (every CPython >= 3.11) and the abi3t
+# wheel (3.15+, GIL or free-threaded), both manylinux2014 (glibc >= 2.17) by linking with
+# zig (ziglang, from PyPI), and the sdist. auditwheel checks the platform tag, abi3audit
+# that the abi3 wheel uses only the stable ABI.
+dist: $(PY) pythons
+	$(PY) -m pip install -q "maturin>=1.14,<2" ziglang auditwheel abi3audit
+	rm -rf $(DIST)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release -q --zig --compatibility manylinux2014 -o $(DIST)/abi3
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release -q --zig --compatibility manylinux2014 \
+		--no-default-features --features python,abi3t -i $(PY315) -o $(DIST)/abi3t
+	$(VENV)/bin/maturin sdist -o $(DIST)
+	for wheel in $(DIST)/abi3/*.whl $(DIST)/abi3t/*.whl; do \
+		$(VENV)/bin/auditwheel show $$wheel | tee /dev/stderr | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'; \
+	done
+	$(VENV)/bin/abi3audit --strict --report $(DIST)/abi3/*.whl
 
 # The abi3 wheel, installed with every extra.
-install: wheels
-	$(PY) -m pip install -q "$$(ls $(WHEELS)/abi3/*.whl)[$(EXTRAS)]"
-	$(PY) -m pip install -q --force-reinstall --no-deps $(WHEELS)/abi3/*.whl
+install: dist
+	$(PY) -m pip install -q "$$(ls $(DIST)/abi3/*.whl)[$(EXTRAS)]"
+	$(PY) -m pip install -q --force-reinstall --no-deps $(DIST)/abi3/*.whl
 
 bench: install
 	$(PY) -m fastspawn.bench $(BENCH_ARGS)
@@ -83,7 +90,7 @@ test-versions: install
 		version=$$($$exe -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== Python $$version ($$exe)"; \
 		$$exe -m venv --clear $(VENV)-$$version; \
-		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(WHEELS)/abi3/*.whl)[test,bench]"; \
+		$(VENV)-$$version/bin/python -m pip install -q "$$(ls $(DIST)/abi3/*.whl)[test,bench]"; \
 		$(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py; \
 		FASTSPAWN_NO_PIDFD=1 $(VENV)-$$version/bin/python -m pytest -p no:cacheprovider -q tests/test_process.py tests/test_lifecycle.py; \
 	done
@@ -91,11 +98,11 @@ test-versions: install
 # The abi3t wheel on (GIL-enabled) 3.15: the whole suite but the conformance suite.
 test-abi3t: install
 	$(PY315) -m venv --clear $(VENV)-3.15-abi3t
-	$(VENV)-3.15-abi3t/bin/python -m pip install -q "$$(ls $(WHEELS)/abi3t/*.whl)[test,bench]"
+	$(VENV)-3.15-abi3t/bin/python -m pip install -q "$$(ls $(DIST)/abi3t/*.whl)[test,bench]"
 	$(VENV)-3.15-abi3t/bin/python -c 'import fastspawn._core as c, sys; assert ".abi3t" in c.__file__, c.__file__'
 	$(VENV)-3.15-abi3t/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py
 
 test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t
 
 clean:
-	rm -rf $(VENV) $(VENV)-* target dist
+	rm -rf $(VENV) $(VENV)-* target $(DIST)
