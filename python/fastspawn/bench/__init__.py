@@ -39,7 +39,7 @@ from .loops import (
     uvloop_available,
 )
 from .plot import plot
-from .report import Row, format_table, summarize
+from .report import Row, SummaryRow, format_summary, format_table, summarize, summary_rows, versus
 from .runner import main
 from .workloads import (
     MIB,
@@ -71,6 +71,7 @@ __all__ = [
     "Metric",
     "Metrics",
     "Row",
+    "SummaryRow",
     "Workload",
     "check_exit",
     "check_spawner",
@@ -78,6 +79,7 @@ __all__ = [
     "concurrent_spawn",
     "cpu_per_spawn",
     "echo_communicate",
+    "format_summary",
     "format_table",
     "holding_memory",
     "main",
@@ -91,5 +93,7 @@ __all__ = [
     "spawn_wait",
     "spawn_wait_holding",
     "summarize",
+    "summary_rows",
     "uvloop_available",
+    "versus",
 ]

@@ -14,13 +14,24 @@ import os
 import platform
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from .loops import BASELINE, FLOOR, versions
+from .loops import BASELINE, FLOOR, IMPLS, SUBJECT, versions
 from .workloads import MIB, Metric, Workload
 
-__all__ = ["Row", "format_table", "json_report", "machine_info", "summarize"]
+__all__ = [
+    "Row",
+    "SummaryRow",
+    "format_summary",
+    "format_table",
+    "json_report",
+    "machine_info",
+    "summarize",
+    "summary_rows",
+    "times",
+    "versus",
+]
 
 
 @dataclass
@@ -32,22 +43,42 @@ class Row:
     impl: str
     samples: list[float]
     fail: Optional[str]
-    # Paired ratios: the median, over rounds, of this sample / asyncio's (the floor's)
-    # sample of the same round. The implementations of a round run back to back, so this
-    # cancels the machine's drift from round to round, which a ratio of medians does not.
-    ratio: Optional[float] = None
-    paired_vs_floor: Optional[float] = None
+    # Paired ratios to every other implementation that did not fail: the median, over rounds,
+    # of this sample / the other's sample of the same round. The implementations of a round
+    # run back to back, so this cancels the machine's drift from round to round, which a
+    # ratio of medians does not.
+    paired: dict[str, Optional[float]] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
     @property
-    def improvement(self) -> Optional[float]:
-        """How many times better than asyncio, whatever the direction (> 1 is better)."""
-        if self.ratio is None or self.ratio <= 0 or not math.isfinite(self.ratio):
+    def ratio(self) -> Optional[float]:
+        """The paired ratio to asyncio (this / asyncio)."""
+        return self.paired.get(BASELINE)
+
+    @property
+    def paired_vs_floor(self) -> Optional[float]:
+        """The paired ratio to the floor (this / floor)."""
+        return self.paired.get(FLOOR)
+
+    def times_better(self, other: str) -> Optional[float]:
+        """How many times better than ``other`` this is, whatever the metric's direction: > 1 is
+        better, so a time half as long and a rate twice as high are both 2.0."""
+        ratio = self.paired.get(other)
+        if ratio is None or ratio <= 0 or not math.isfinite(ratio):
             return None
-        return self.ratio if self.metric.higher_is_better else 1 / self.ratio
+        return ratio if self.metric.higher_is_better else 1 / ratio
+
+    @property
+    def improvement(self) -> Optional[float]:
+        """How many times better than asyncio (> 1 is better)."""
+        return self.times_better(BASELINE)
+
+    def overlaps(self, other: Row) -> bool:
+        """Whether the min-max ranges of the two rows' samples overlap."""
+        return min(self.samples) <= max(other.samples) and min(other.samples) <= max(self.samples)
 
 
 def _paired_ratio(mine: dict[int, float], reference: dict[int, float]) -> Optional[float]:
@@ -65,6 +96,8 @@ def _paired_ratio(mine: dict[int, float], reference: dict[int, float]) -> Option
 
 
 def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequence[dict[str, Any]]) -> list[Row]:
+    """One :class:`Row` per workload, metric and implementation, in that order, with its paired
+    ratios. A warm-up sample is left out; one failed sample fails the row."""
     rows: list[Row] = []
     for w in workloads:
         for metric in w.metrics:
@@ -78,15 +111,34 @@ def summarize(workloads: Sequence[Workload], impls: Sequence[str], runs: Sequenc
                 fail = fails[0] if fails else (None if samples else "no samples")
                 by_impl[impl] = Row(w, metric, impl, samples, fail)
             # A reference with a failed sample is no reference.
-            base, floor = by_impl.get(BASELINE), by_impl.get(FLOOR)
-            for row in by_impl.values():
-                if row.fail is None:
-                    if base is not None and base.fail is None:
-                        row.ratio = _paired_ratio(by_round[row.impl], by_round[BASELINE])
-                    if floor is not None and floor.fail is None:
-                        row.paired_vs_floor = _paired_ratio(by_round[row.impl], by_round[FLOOR])
+            ok = [row for row in by_impl.values() if row.fail is None]
+            for row in ok:
+                row.paired = {ref.impl: _paired_ratio(by_round[row.impl], by_round[ref.impl]) for ref in ok}
             rows += by_impl.values()
     return rows
+
+
+def times(x: float) -> str:
+    """``1.07x``, ``13.4x``, ``133x``."""
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x" if x < 100 else f"{x:,.0f}x"
+
+
+def versus(row: Row, other: Row) -> str:
+    """How ``row`` compares to ``other`` in words that need no inversion: ``"1.07x faster"``,
+    ``"2.35x less CPU"``, ``"1.15x slower"``; ``"FAIL"`` if ``other`` failed."""
+    if other.fail is not None or row.fail is not None:
+        return "FAIL"
+    if row.impl == other.impl:
+        return "-"
+    better = row.times_better(other.impl)
+    better_word, worse_word = row.metric.words
+    if better is None:
+        # A ratio to or from zero (workload 8's memory growth): no "times", only the values.
+        if row.median == other.median:
+            return f"both {_num(row.median)}"
+        word = better_word if (row.median > other.median) == row.metric.higher_is_better else worse_word
+        return f"{word} ({_num(row.median)} vs {_num(other.median)})"
+    return f"{times(better)} {better_word}" if better >= 1 else f"{times(1 / better)} {worse_word}"
 
 
 def _num(x: float) -> str:
@@ -111,9 +163,9 @@ def _params_text(params: dict[str, Any]) -> str:
 
 
 def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
+    """The per-workload tables: every metric's median, min-max and paired ratios per implementation."""
     out: list[str] = []
     last: Optional[tuple[str, str]] = None
-    has_baseline = any(r.impl == BASELINE for r in rows)
     for row in rows:
         if (row.workload.id, row.metric.key) != last:
             if last is None or last[0] != row.workload.id:
@@ -121,23 +173,114 @@ def format_table(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> str:
                 out.append(f"{row.workload.label}  ({_params_text(params[row.workload.id])})")
             last = (row.workload.id, row.metric.key)
             out.append(f"    {row.metric.unit}, {row.metric.direction}")
-            out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25} {'/ floor':>8}   vs asyncio")
+            out.append(f"    {'impl':<10} {'median':>12} {'min - max':>25} {'/ floor':>8}   / asyncio")
         if row.fail is not None:
             out.append(f"    {row.impl:<10} {'FAIL':>12}   {row.fail}")
             continue
         span = f"{_num(min(row.samples))} - {_num(max(row.samples))}"
-        versus = "n/a" if has_baseline else ""
-        if row.impl == BASELINE:
-            versus = "1.00x"
-        elif row.ratio is not None:
-            imp = row.improvement
-            verdict = "" if imp is None else f"{imp:.2f}x better" if imp >= 1 else f"{1 / imp:.2f}x worse"
-            base = next(r for r in rows if r.workload is row.workload and r.metric is row.metric and r.impl == BASELINE)
-            if min(row.samples) <= max(base.samples) and min(base.samples) <= max(row.samples):
-                verdict += " (ranges overlap)"
-            versus = f"{row.ratio:.2f}x  {verdict}"
+        base = next(
+            (r for r in rows if r.workload is row.workload and r.metric is row.metric and r.impl == BASELINE), None
+        )
+        vs = ""
+        if base is not None and row.impl != BASELINE:
+            vs = f"{row.ratio:.2f}x  " if row.ratio is not None else ""
+            vs += versus(row, base)
+            if base.fail is None and row.overlaps(base) and not vs.startswith("both"):
+                vs += " (ranges overlap)"
         paired = "" if row.paired_vs_floor is None else f"{row.paired_vs_floor:.3f}"
-        out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25} {paired:>8}   {versus}")
+        out.append(f"    {row.impl:<10} {_num(row.median):>12} {span:>25} {paired:>8}   {vs}")
+    return "\n".join(out)
+
+
+@dataclass
+class SummaryRow:
+    """One line of the summary and one group of bars of the chart: a workload's metric, every
+    implementation's :class:`Row` of it."""
+
+    workload: Workload
+    metric: Metric
+    #: The workload in words, with the sizes of the run ("read 512 MiB from stdout, ...").
+    title: str
+    rows: dict[str, Row]
+
+    @property
+    def label(self) -> str:
+        """The title, and for a workload's second metric what it measures."""
+        first = next(m for m in self.workload.metrics if m.summary)
+        return f"{self.workload.id} {self.title}" + ("" if self.metric is first else f": {self.metric.name}")
+
+    def verdict(self, impl: str = SUBJECT) -> str:
+        """``impl`` against asyncio in one word (two for CPU and memory): "faster", "same" (the
+        min-max ranges overlap) or "slower"; "less CPU"/"more memory" where those are measured."""
+        mine, base = self.rows.get(impl), self.rows.get(BASELINE)
+        if mine is None or mine.fail is not None:
+            return "FAIL"
+        if base is None or base.fail is not None:
+            return "n/a"
+        if mine.overlaps(base):
+            return "same"
+        better = (mine.median > base.median) == self.metric.higher_is_better
+        return self.metric.words[0 if better else 1]
+
+
+def summary_rows(rows: Sequence[Row], params: dict[str, dict[str, Any]]) -> list[SummaryRow]:
+    """The rows of the metrics that are summarized, grouped by workload and metric."""
+    out: dict[tuple[str, str], SummaryRow] = {}
+    for row in rows:
+        if not row.metric.summary:
+            continue
+        key = (row.workload.id, row.metric.key)
+        if key not in out:
+            title = row.workload.describe(params.get(row.workload.id, row.workload.params))
+            out[key] = SummaryRow(row.workload, row.metric, title, {})
+        out[key].rows[row.impl] = row
+    return list(out.values())
+
+
+def format_summary(rows: Sequence[Row], params: dict[str, dict[str, Any]], subject: str = SUBJECT) -> str:
+    """The summary table: one line per workload (two for workload 6: speed and memory) with
+    ``subject``'s result, how it compares to each other implementation, and a verdict against
+    asyncio. Every comparison is written the right way up for its metric."""
+    lines = [r for r in summary_rows(rows, params) if subject in r.rows]
+    if not lines:
+        return ""
+    others = [impl for impl in IMPLS if impl != subject and any(impl in r.rows for r in lines)]
+    head = ["workload", subject, *(f"vs {impl}" for impl in others), "verdict vs asyncio"]
+    table: list[list[str]] = []
+    for line in lines:
+        mine = line.rows[subject]
+        if mine.fail is not None:
+            table.append([line.label, "FAIL", *("" for _ in others), "FAIL"])
+            continue
+        unit = f" {line.metric.short}" if line.metric.short else ""
+        cells = [versus(mine, line.rows[impl]) if impl in line.rows else "" for impl in others]
+        table.append([line.label, f"{_num(mine.median)}{unit}", *cells, line.verdict(subject)])
+    widths = [max(len(r[i]) for r in [head, *table]) for i in range(len(head))]
+    widths[0] = min(widths[0], 60)
+
+    def fmt(cells: Sequence[str]) -> str:
+        first = cells[0] if len(cells[0]) <= widths[0] else cells[0][: widths[0] - 3] + "..."
+        rest = (f"{c:<{w}}" for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([f"{first:<{widths[0]}}", *rest]).rstrip()
+
+    out = [
+        f"Summary: {subject}, workload by workload. Each 'vs' column says how {subject} compares to that",
+        "implementation, already turned the right way up for the metric ('2.00x faster' is half the time",
+        "per spawn or twice the MB/s; '2.00x less memory' is half the memory): the median of same-round ratios.",
+        f"The verdict is {subject} against stock asyncio: 'same' when the min-max ranges of the two overlap.",
+        "",
+        fmt(head),
+        fmt(["-" * w for w in widths]),
+        *(fmt(r) for r in table),
+    ]
+    fails = [
+        f"  {row.impl} FAILED {line.workload.id} ({line.title}): {row.fail}"
+        for line in lines
+        for row in line.rows.values()
+        if row.fail is not None
+    ]
+    if fails:
+        out += ["", "Failures (reported, not dropped):", *fails]
     return "\n".join(out)
 
 
@@ -180,6 +323,7 @@ def json_report(
                 "max": None if r.fail else max(r.samples),
                 "ratio_vs_asyncio": r.ratio,
                 "paired_ratio_vs_floor": r.paired_vs_floor,
+                "paired_ratios": r.paired,
                 "times_better_than_asyncio": r.improvement,
             }
             for r in rows

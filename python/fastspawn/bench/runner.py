@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 from .loops import IMPLS, CheckError, check_spawner, uvloop_available
 from .plot import plot
-from .report import format_table, json_report, machine_info, summarize
+from .report import format_summary, format_table, json_report, machine_info, summarize
 from .workloads import WORKLOADS, Workload, select_workloads
 
 __all__ = ["compare", "main", "replay", "run_worker", "sample"]
@@ -118,6 +118,8 @@ def compare(args: argparse.Namespace) -> int:
         "many times better or worse that is; 'ranges overlap' marks a difference within the spread of the samples"
     )
     print(format_table(rows, params))
+    print()
+    print(format_summary(rows, params))
     fails = [r for r in rows if r.fail is not None]
 
     if args.json:
@@ -128,7 +130,7 @@ def compare(args: argparse.Namespace) -> int:
             f.write("\n")
         print(f"\nwrote {args.json}")
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, params, info)
         print(f"wrote {args.plot}")
     return 1 if fails else 0
 
@@ -171,7 +173,9 @@ def replay(path: str, plot_path: Optional[str]) -> int:
     rows = summarize(workloads, config["impls"], report["runs"])
     print(f"(from {path}: {report['machine']})")
     print(format_table(rows, params))
+    print()
+    print(format_summary(rows, params))
     if plot_path:
-        plot(rows, plot_path)
+        plot(rows, plot_path, params, report["machine"])
         print(f"wrote {plot_path}")
     return 0

@@ -394,9 +394,19 @@ def spawn_wait_holding(impl: str, n: int, held_mib: int) -> Metrics:
 
 @dataclass(frozen=True)
 class Metric:
+    """One number a workload reports."""
+
     key: str
     unit: str
     higher_is_better: bool
+    #: What is measured, in words ("time per spawn"): the summary's and the chart's row label.
+    name: str
+    #: The unit after a value in the summary ("us", "MB/s").
+    short: str
+    #: How "better" and "worse" read for this metric: a shorter time is "faster", less memory "less memory".
+    words: tuple[str, str] = ("faster", "slower")
+    #: Whether the summary and the chart show it (False: a diagnostic, in the per-workload tables only).
+    summary: bool = True
 
     @property
     def direction(self) -> str:
@@ -414,6 +424,8 @@ class Workload:
     quick_params: Optional[dict[str, Any]]
     # Measured rounds when --rounds is not given (--quick: 2).
     rounds: int = 5
+    #: What the workload does in plain words, ``{param}`` filled in by :meth:`describe`.
+    name: str = ""
 
     @property
     def label(self) -> str:
@@ -423,11 +435,24 @@ class Workload:
     def params_for(self, quick: bool) -> Optional[dict[str, Any]]:
         return self.quick_params if quick else self.params
 
+    def describe(self, params: dict[str, Any]) -> str:
+        """:attr:`name` with the sizes of a run: ``"read 512 MiB from stdout, 64 KiB at a time"``."""
+        return (self.name or self.title).format(**{k: _size(k, v) for k, v in params.items()})
 
-US_PER_SPAWN = Metric("us_per_spawn", "us per spawn", False)
-MEDIAN_US = Metric("median_us", "median us of one spawn", False)
-MB_PER_S = Metric("mb_per_s", "MB/s", True)
-CHILD_BUSY = Metric("child_busy", "child busy (CPU / wall time)", True)
+
+def _size(key: str, value: Any) -> str:
+    if key == "nbytes" and isinstance(value, int):
+        return f"{value // MIB} MiB" if value % MIB == 0 else f"{value:,} bytes"
+    if key == "held_mib" and isinstance(value, int):
+        return f"{value // 1024} GiB" if value % 1024 == 0 else f"{value} MiB"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+US_PER_SPAWN = Metric("us_per_spawn", "us per spawn", False, "time per spawn", "us")
+MEDIAN_US = Metric("median_us", "median us of one spawn", False, "median time of one spawn", "us", summary=False)
+MB_PER_S = Metric("mb_per_s", "MB/s", True, "throughput", "MB/s")
+CHILD_BUSY = Metric("child_busy", "child busy (CPU / wall time)", True, "child busy", "", summary=False)
+_LESS_MEMORY = ("less memory", "more memory")
 
 
 def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
@@ -438,6 +463,7 @@ def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
         (US_PER_SPAWN, MEDIAN_US),
         {"n": 300, "held_mib": held_mib},
         {"n": 20, "held_mib": held_mib} if quick else None,
+        name="spawn + wait, parent holding {held_mib}",
     )
 
 
@@ -454,6 +480,7 @@ WORKLOADS: dict[str, Workload] = {
             {"n": 100},
             {"n": 30},
             rounds=15,
+            name="spawn /bin/true + wait, one at a time",
         ),
         Workload(
             "2",
@@ -463,22 +490,34 @@ WORKLOADS: dict[str, Workload] = {
             {"n": 100},
             {"n": 30},
             rounds=15,
+            name="echo hello through a pipe + communicate()",
         ),
         Workload(
             "3",
             "concurrent /bin/true under a Semaphore",
             concurrent_spawn,
-            (Metric("procs_per_s", "processes/s", True),),
+            (Metric("procs_per_s", "processes/s", True, "spawns per second", "procs/s"),),
             {"total": 500, "width": 64},
             {"total": 100, "width": 64},
+            name="{total} concurrent spawns, {width} at a time",
         ),
         Workload(
             "4",
             "parent CPU time per spawn, concurrent /bin/true",
             cpu_per_spawn,
-            (Metric("cpu_us_per_spawn", "CPU us per spawn", False),),
+            (
+                Metric(
+                    "cpu_us_per_spawn",
+                    "CPU us per spawn",
+                    False,
+                    "parent's CPU time per spawn",
+                    "CPU us",
+                    ("less CPU", "more CPU"),
+                ),
+            ),
             {"total": 300, "width": 64},
             {"total": 100, "width": 64},
+            name="parent's CPU per spawn, {total} concurrent",
         ),
         Workload(
             "5",
@@ -487,30 +526,44 @@ WORKLOADS: dict[str, Workload] = {
             (MB_PER_S, CHILD_BUSY),
             {"nbytes": 512 * MIB},
             {"nbytes": 32 * MIB},
+            name="read {nbytes} from stdout in 64 KiB chunks",
         ),
         Workload(
             "6",
             "communicate() of head -c N /dev/zero",
             communicate_big,
-            (MB_PER_S, Metric("rss_growth_ratio", "peak RSS growth / output size", False)),
+            (
+                MB_PER_S,
+                Metric(
+                    "rss_growth_ratio",
+                    "peak RSS growth / output size",
+                    False,
+                    "peak memory",
+                    "x output",
+                    _LESS_MEMORY,
+                ),
+            ),
             {"nbytes": 256 * MIB},
             {"nbytes": 32 * MIB},
+            name="communicate() collecting {nbytes}",
         ),
         Workload(
             "7",
             "async for line in stdout (seq N)",
             read_lines,
-            (Metric("lines_per_s", "lines/s", True),),
+            (Metric("lines_per_s", "lines/s", True, "lines per second", "lines/s"),),
             {"n": 1_000_000},
             {"n": 100_000},
+            name="async for line over {n} lines",
         ),
         Workload(
             "8",
             "slow reader: read(65536) + sleep(1 ms), limit=65536",
             slow_reader,
-            (Metric("rss_growth_mib", "peak RSS growth, MiB", False),),
+            (Metric("rss_growth_mib", "peak RSS growth, MiB", False, "peak memory growth", "MiB", _LESS_MEMORY),),
             {"nbytes": 256 * MIB},
             {"nbytes": 8 * MIB},
+            name="slow reader of {nbytes}: parent's memory",
         ),
         _spawn_wait_holding("9a", 0, quick=True),
         _spawn_wait_holding("9b", 1024, quick=True),
