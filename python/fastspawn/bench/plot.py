@@ -67,7 +67,7 @@ def plot(
     bar = 0.8 / max(1, len(impls))
     group = 1.0
     fig_height = 1.6 + 0.23 * len(impls) * len(lines) + 0.28 * len(lines)
-    fig, ax = plt.subplots(figsize=(11.5, fig_height))
+    fig, ax = plt.subplots(figsize=(11.5, fig_height), layout="constrained")
 
     # The floor can be far ahead (workload 7: a buffered file's iteration is C all the way); the
     # axis follows the loops, and a floor bar beyond it is cut, with its number written inside.
@@ -124,7 +124,15 @@ def plot(
         fontsize=9,
     )
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS.get(i, "black")) for i in impls]
-    ax.legend(handles, [NAMES.get(i, i) for i in impls], loc="lower right", fontsize=8.5, framealpha=0.95)
+    # Under the axis, never over the bars ("outside" needs the constrained layout, matplotlib 3.7+).
+    fig.legend(
+        handles,
+        [NAMES.get(i, i) for i in impls],
+        loc="outside lower center",
+        ncol=min(len(impls), 4),
+        fontsize=8.5,
+        frameon=False,
+    )
     title = "fastspawn against stock asyncio (the black line), per workload"
     if info:
         versions = ", ".join(f"{i} {info[i]}" for i in ("uvloop", "rsloop") if i in info and i in impls)
@@ -132,7 +140,6 @@ def plot(
             f"\nPython {info.get('python', '?')}, Linux {info.get('kernel', '?')}, {info.get('cpu_count', '?')} CPUs"
             f"{'; ' + versions if versions else ''}; medians of same-round ratios"
         )
-    ax.set_title(title, fontsize=10.5)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10.5)
     fig.savefig(path, dpi=110)
     plt.close(fig)

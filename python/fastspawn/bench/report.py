@@ -138,6 +138,8 @@ def versus(row: Row, other: Row) -> str:
             return f"both {_num(row.median)}"
         word = better_word if (row.median > other.median) == row.metric.higher_is_better else worse_word
         return f"{word} ({_num(row.median)} vs {_num(other.median)})"
+    if times(better) == "1.00x" or times(1 / better) == "1.00x":
+        return "same (1.00x)"
     return f"{times(better)} {better_word}" if better >= 1 else f"{times(1 / better)} {worse_word}"
 
 

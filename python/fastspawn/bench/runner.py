@@ -113,9 +113,9 @@ def compare(args: argparse.Namespace) -> int:
         f"warm-up, each sample in a fresh process ({time.monotonic() - started:.0f} s)"
     )
     print(
-        "vs asyncio, / floor: the median over rounds of this sample / asyncio's (the floor's) sample of the "
-        "same round (a round runs the implementations back to back, so the machine's drift cancels), and how "
-        "many times better or worse that is; 'ranges overlap' marks a difference within the spread of the samples"
+        "/ floor, / asyncio: the median over rounds of this sample / the floor's (asyncio's) sample of the "
+        "same round (a round runs the implementations back to back, so the machine's drift cancels), then "
+        "in words; 'ranges overlap' marks a difference within the spread of the samples"
     )
     print(format_table(rows, params))
     print()
