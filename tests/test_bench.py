@@ -174,3 +174,43 @@ def test_no_module_of_the_bench_imports_one_that_imports_it_back() -> None:
     for module in imports:
         if module not in ("__init__", "__main__"):
             reaches(module, frozenset({module}))
+
+
+# Every workload, small, so that each implementation's result checks run here: a column that
+# cannot run a workload must show FAIL with the reason, and one that can must pass its checks.
+TINY: dict[str, dict[str, Any]] = {
+    "1": {"n": 3},
+    "2": {"n": 3},
+    "3": {"total": 8, "width": 4},
+    "4": {"total": 8, "width": 4},
+    "5": {"nbytes": bench.MIB},
+    "6": {"nbytes": bench.MIB},
+    "7": {"n": 1000},
+    "8": {"nbytes": bench.MIB // 4},
+    "9a": {"n": 3, "held_mib": 0},
+    "9b": {"n": 3, "held_mib": 16},
+    "9c": {"n": 3, "held_mib": 16},
+}
+
+
+def test_tiny_covers_every_workload() -> None:
+    assert set(TINY) == set(bench.WORKLOADS)
+
+
+@pytest.mark.parametrize("impl", bench.IMPLS)
+@pytest.mark.parametrize("wid", list(TINY))
+def test_every_workload_passes_its_checks_on_every_implementation_here(impl: str, wid: str) -> None:
+    missing = bench.available(impl)
+    if missing is not None:
+        pytest.skip(f"{impl} is not importable: {missing}")
+    result = bench.run_worker(impl, wid, TINY[wid])
+    assert "fail" not in result, result
+    assert {m.key for m in bench.WORKLOADS[wid].metrics} == set(result["metrics"])
+
+
+def test_a_workload_that_fails_or_raises_is_a_fail_with_its_reason() -> None:
+    # A wrong result (seq rejects the count): the check's own words.
+    assert bench.run_worker("fastspawn", "7", {"n": "many"}) == {"fail": "seq exited with 1, expected 0"}
+    # Anything else: the exception's type and message.
+    result = bench.run_worker("fastspawn", "1", {"n": 1, "bogus": 1})
+    assert result["fail"].startswith("TypeError: ") and "bogus" in result["fail"], result

@@ -1,4 +1,4 @@
-"""Compares spawning and piping subprocesses under stock asyncio, uvloop, fastspawn and a floor.
+"""Compares spawning and piping subprocesses under stock asyncio, uvloop, rsloop, fastspawn and a floor.
 
     python -m fastspawn.bench [--quick] [--rounds N] [--workloads 1,2,9] [--impls asyncio,fastspawn]
                               [--json FILE] [--plot FILE.png] [--from-json FILE]
@@ -8,6 +8,8 @@ stock ``Process``/``StreamReader`` on top; only the loop differs):
 
 * ``asyncio``: a stock asyncio event loop, fastspawn not installed.
 * ``uvloop``: uvloop's loop with uvloop's own spawner (only when uvloop is importable).
+* ``rsloop``: rsloop's loop (an asyncio loop written in Rust) with its own spawner, ``std::process``
+  and a pidfd reaper (only when rsloop is importable: ``pip install rsloop``, glibc 2.39+).
 * ``fastspawn``: a stock selector loop that spawns with fastspawn (``fastspawn.new_event_loop()``).
 * ``floor``: the same work with ``os.posix_spawn``, ``os.waitpid`` and blocking reads and no event
   loop: roughly what the kernel and the child cost.
@@ -32,6 +34,7 @@ from .loops import (
     IMPLS,
     TRUE,
     CheckError,
+    available,
     check_exit,
     check_spawner,
     new_loop,
@@ -40,7 +43,7 @@ from .loops import (
 )
 from .plot import plot
 from .report import Row, SummaryRow, format_summary, format_table, summarize, summary_rows, versus
-from .runner import main
+from .runner import main, run_worker
 from .workloads import (
     MIB,
     WORKLOADS,
@@ -73,6 +76,7 @@ __all__ = [
     "Row",
     "SummaryRow",
     "Workload",
+    "available",
     "check_exit",
     "check_spawner",
     "communicate_big",
@@ -88,6 +92,7 @@ __all__ = [
     "read_chunks",
     "read_lines",
     "run_on",
+    "run_worker",
     "select_workloads",
     "slow_reader",
     "spawn_wait",

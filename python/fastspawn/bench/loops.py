@@ -19,6 +19,7 @@ __all__ = [
     "BASELINE",
     "FLOOR",
     "IMPLS",
+    "INSTALL",
     "OPTIONAL",
     "SUBJECT",
     "TRUE",
@@ -36,15 +37,21 @@ __all__ = [
 _T = TypeVar("_T")
 
 #: Every implementation, in the order of the tables' rows and the summary's columns.
-IMPLS = ("asyncio", "uvloop", "fastspawn", "floor")
+IMPLS = ("asyncio", "uvloop", "rsloop", "fastspawn", "floor")
 #: The reference every ratio is first taken against: a stock asyncio loop.
 BASELINE = "asyncio"
 #: The implementation the summary is about.
 SUBJECT = "fastspawn"
 #: Not a loop: ``os.posix_spawn``, ``os.waitpid`` and blocking reads.
 FLOOR = "floor"
-#: Third-party loops, compared when importable (``pip install 'fastspawn[bench]'``).
-OPTIONAL = ("uvloop",)
+#: Third-party loops with their own subprocess code, compared when importable, and how to get them.
+OPTIONAL = ("uvloop", "rsloop")
+INSTALL = {
+    "uvloop": "pip install 'fastspawn[bench]'",
+    # rsloop's Linux wheels are manylinux_2_39 (they call __isoc23_strtol, GLIBC_2.38) and
+    # its sdist needs a pinned nightly Rust, so it is not in the bench extra.
+    "rsloop": "pip install rsloop; its Linux wheels need glibc 2.39+",
+}
 
 TRUE = "/bin/true"
 
@@ -101,6 +108,8 @@ def new_loop(impl: str) -> asyncio.AbstractEventLoop:
         check(not fastspawn.is_installed(), "fastspawn.install() is in effect; the asyncio column must be stock")
         return asyncio.SelectorEventLoop()
     if impl in OPTIONAL:
+        # uvloop and rsloop alike: a module-level new_event_loop() returning their own loop
+        # (rsloop's is not even an asyncio.AbstractEventLoop subclass; it quacks like one).
         loop: asyncio.AbstractEventLoop = importlib.import_module(impl).new_event_loop()
         return loop
     if impl == "fastspawn":

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Optional, Sequence
 
-from .loops import IMPLS, CheckError, check_spawner, uvloop_available
+from .loops import IMPLS, INSTALL, OPTIONAL, CheckError, available, check_spawner
 from .plot import plot
 from .report import format_summary, format_table, json_report, machine_info, summarize
 from .workloads import WORKLOADS, Workload, select_workloads
@@ -62,9 +62,11 @@ def compare(args: argparse.Namespace) -> int:
     unknown = [i for i in impls if i not in IMPLS]
     if unknown:
         raise SystemExit(f"unknown implementation(s) {', '.join(unknown)}; known: {', '.join(IMPLS)}")
-    if "uvloop" in impls and not uvloop_available():
-        print("uvloop is not importable; leaving it out (pip install 'fastspawn[bench]')", file=sys.stderr)
-        impls.remove("uvloop")
+    for impl in [i for i in impls if i in OPTIONAL]:
+        reason = available(impl)
+        if reason is not None:
+            print(f"{impl} is not importable ({reason}); leaving it out ({INSTALL[impl]})", file=sys.stderr)
+            impls.remove(impl)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         print("--plot needs matplotlib: pip install 'fastspawn[plot]'", file=sys.stderr)
         return 2
@@ -138,7 +140,7 @@ def compare(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fastspawn.bench",
-        description="Compare subprocess spawning and pipes: stock asyncio, uvloop, fastspawn and a "
+        description="Compare subprocess spawning and pipes: stock asyncio, uvloop, rsloop, fastspawn and a "
         "posix_spawn floor. Each sample runs in a fresh interpreter.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller sizes (about a minute)")
