@@ -12,7 +12,7 @@ PY315 := .pythons/3.15/usr/bin/python3.15
 # build check only (no free-threaded interpreter can be had on these machines).
 PYO3_314T := target/pyo3-3.14t.cfg
 
-.PHONY: pythons dev dist install bench test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
+.PHONY: pythons dev dist install bench benches test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
 
 # CPython 3.14 and 3.15 from Debian's packages into .pythons/ (see tools/get-pythons.sh).
 pythons:
@@ -50,6 +50,10 @@ install: dist
 
 bench: install
 	$(PY) -m fastspawn.bench $(BENCH_ARGS)
+
+# The same workloads under pytest-benchmark (small sizes, one process).
+benches: install
+	$(PY) -m pytest benches --benchmark-only -q
 
 test-rust:
 	cargo fmt --all -- --check

@@ -3,7 +3,7 @@
     pytest benches/ --benchmark-only
 
 Each workload is one benchmark group, parametrised over the implementations, so the report puts
-stock asyncio, uvloop, fastspawn and the ``posix_spawn`` floor side by side. The workload functions
+stock asyncio, uvloop, rsloop, fastspawn and the ``posix_spawn`` floor side by side. The workload functions
 are ``fastspawn.bench``'s own (one implementation), and each checks its result on every round: a
 wrong byte count, line count or exit code fails the test instead of producing a time. Sizes are
 small; ``python -m fastspawn.bench`` is the full comparison, with every sample in a fresh process
@@ -19,14 +19,11 @@ import pytest
 
 from fastspawn import bench
 
-_UVLOOP_MISSING = "uvloop is not importable (pip install 'fastspawn[bench]')"
-
 
 def _impl_params() -> Iterator[Any]:
     for impl in bench.IMPLS:
-        marks = []
-        if impl == "uvloop" and not bench.uvloop_available():
-            marks.append(pytest.mark.skip(reason=_UVLOOP_MISSING))
+        missing = bench.available(impl)
+        marks = [] if missing is None else [pytest.mark.skip(reason=f"{impl} is not importable: {missing}")]
         yield pytest.param(impl, marks=marks, id=impl)
 
 

@@ -29,7 +29,7 @@ def spawn_wait_as_user(impl: str, n: int) -> bench.Metrics:
         start = asyncio.get_running_loop().time()
         for _ in range(n):
             proc = await asyncio.create_subprocess_exec(bench.TRUE, user=os.getuid())
-            bench._check_exit(await proc.wait(), bench.TRUE)
+            bench.check_exit(await proc.wait(), bench.TRUE)
         return asyncio.get_running_loop().time() - start
 
     return {"us_per_spawn": bench.run_on(impl, main) / n * 1e6}
