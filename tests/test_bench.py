@@ -190,6 +190,8 @@ TINY: dict[str, dict[str, Any]] = {
     "9a": {"n": 3, "held_mib": 0},
     "9b": {"n": 3, "held_mib": 16},
     "9c": {"n": 3, "held_mib": 16},
+    "10a": {"n": 3, "hold_ms": 0},
+    "10b": {"n": 2, "hold_ms": 20},
 }
 
 
@@ -206,6 +208,14 @@ def test_every_workload_passes_its_checks_on_every_implementation_here(impl: str
     result = bench.run_worker(impl, wid, TINY[wid])
     assert "fail" not in result, result
     assert {m.key for m in bench.WORKLOADS[wid].metrics} == set(result["metrics"])
+
+
+def test_a_held_exec_stalls_a_loop_that_spawns_on_its_own_thread() -> None:
+    # The slow exec is real: asyncio spawns on the loop's thread, so its ticker misses the hold.
+    result = bench.run_worker("asyncio", "10b", {"n": 2, "hold_ms": 50})
+    assert "fail" not in result, result
+    assert result["metrics"]["max_stall_ms"] >= 40, result
+    assert result["metrics"]["us_per_spawn"] >= 45_000, result
 
 
 def test_a_workload_that_fails_or_raises_is_a_fail_with_its_reason() -> None:

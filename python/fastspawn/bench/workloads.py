@@ -23,10 +23,12 @@ import shutil
 import statistics
 import string
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
+from .exec_hold import held_exec
 from .loops import FLOOR, TRUE, check, check_exit, run_on
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "cpu_per_spawn",
     "echo_communicate",
     "holding_memory",
+    "loop_stall",
     "read_chunks",
     "read_lines",
     "select_workloads",
@@ -389,6 +392,69 @@ def spawn_wait_holding(impl: str, n: int, held_mib: int) -> Metrics:
         return spawn_wait(impl, n)
 
 
+def loop_stall(impl: str, n: int, hold_ms: int) -> Metrics:
+    """Workload 10: the event loop's worst stall while children start (ms, lower is better). A ticker
+    task sleeps 1 ms at a time and records how late it wakes, while another task spawns ``n`` children
+    one after another (a copy of ``/bin/true`` + ``wait()``). With ``hold_ms`` > 0 every exec of that
+    copy is held that long (:mod:`.exec_hold`: what an exec-vetting security agent or a cold network
+    filesystem does); a spawner that waits for the exec on the loop's thread freezes every task for
+    as long. The floor runs its ticker in a thread while the main thread spawns and waits."""
+    clock = time.perf_counter
+    tick = 0.001
+    hold = hold_ms / 1000
+    context = held_exec(hold) if hold_ms else contextlib.nullcontext(TRUE)
+    with context as program:
+        laps: list[float] = []
+        worst = [0.0]
+        if impl == FLOOR:
+            done = threading.Event()
+
+            def ticker() -> None:
+                while not done.is_set():
+                    start = clock()
+                    time.sleep(tick)
+                    worst[0] = max(worst[0], clock() - start - tick)
+
+            thread = threading.Thread(target=ticker)
+            thread.start()
+            try:
+                for _ in range(n):
+                    lap = clock()
+                    check_exit(_floor_reap(_floor_spawn([program])), program)
+                    laps.append(clock() - lap)
+            finally:
+                done.set()
+                thread.join()
+        else:
+
+            async def main() -> None:
+                stop = asyncio.Event()
+
+                async def ticker() -> None:
+                    while not stop.is_set():
+                        start = clock()
+                        await asyncio.sleep(tick)
+                        worst[0] = max(worst[0], clock() - start - tick)
+
+                ticking = asyncio.ensure_future(ticker())
+                await asyncio.sleep(tick)  # the ticker is running before the first spawn
+                try:
+                    for _ in range(n):
+                        lap = clock()
+                        proc = await asyncio.create_subprocess_exec(program)
+                        check_exit(await proc.wait(), program)
+                        laps.append(clock() - lap)
+                finally:
+                    stop.set()
+                    await ticking
+
+            run_on(impl, main)
+    if hold_ms:
+        # Every spawn really waited for its exec to be allowed.
+        check(min(laps) >= hold * 0.9, f"a spawn took {min(laps) * 1e3:.1f} ms, less than the {hold_ms} ms hold")
+    return {"max_stall_ms": worst[0] * 1e3, "us_per_spawn": sum(laps) / n * 1e6}
+
+
 # --- registry ----------------------------------------------------------------------------------------
 
 
@@ -464,6 +530,24 @@ def _spawn_wait_holding(wid: str, held_mib: int, quick: bool) -> Workload:
         {"n": 300, "held_mib": held_mib},
         {"n": 20, "held_mib": held_mib} if quick else None,
         name="spawn + wait, parent holding {held_mib}",
+    )
+
+
+STALL_MS = Metric(
+    "max_stall_ms", "worst loop stall, ms", False, "the loop's worst stall while spawning", "ms", ("shorter", "longer")
+)
+
+
+def _loop_stall(wid: str, hold_ms: int) -> Workload:
+    held = f", each exec held {hold_ms} ms" if hold_ms else ""
+    return Workload(
+        wid,
+        f"a 1 ms ticker's worst lateness during sequential spawns{held}",
+        loop_stall,
+        (STALL_MS, Metric("us_per_spawn", "us per spawn", False, "time per spawn", "us", summary=False)),
+        {"n": 100 if not hold_ms else 20, "hold_ms": hold_ms},
+        {"n": 30 if not hold_ms else 5, "hold_ms": hold_ms},
+        name="loop stall while spawning" + (" (exec held {hold_ms} ms)" if hold_ms else ""),
     )
 
 
@@ -568,6 +652,8 @@ WORKLOADS: dict[str, Workload] = {
         _spawn_wait_holding("9a", 0, quick=True),
         _spawn_wait_holding("9b", 1024, quick=True),
         _spawn_wait_holding("9c", 4096, quick=False),
+        _loop_stall("10a", 0),
+        _loop_stall("10b", 50),
     )
 }
 
