@@ -116,9 +116,9 @@ def test_anyio_run_process_goes_through_fastspawn(installed: None) -> None:
     spawned: list[object] = []
     original = fastspawn._spawn.spawn_transport
 
-    def counting(*args: object, **kwargs: object) -> SubprocessTransport:
+    async def counting(*args: object, **kwargs: object) -> SubprocessTransport:
         spawned.append(args[2])
-        return original(*args, **kwargs)  # type: ignore[arg-type]
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
 
     async def main() -> bytes:
         result = await anyio.run_process(["echo", "anyio"])

@@ -60,7 +60,7 @@ async def _make_subprocess_transport(
     if _saved is not None and _stock_machinery_customized(self):
         return await _saved(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
     # bufsize is 0 here: loop.subprocess_exec/shell refuse anything else.
-    return _spawn.spawn_transport(self, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)
+    return await _spawn.spawn_transport(self, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)
 
 
 def _loop_class() -> type[Any]:

@@ -13,6 +13,7 @@ from ._private import FAST_STREAMS
 from ._private import streams as _fast
 from ._private.hooks import forget_popen_child
 from ._process import Process
+from ._spawner import spawn_native
 from ._transport import SubprocessTransport
 
 __all__ = [
@@ -59,7 +60,7 @@ def _spawn_delegated(
     )
 
 
-def spawn_transport(
+async def spawn_transport(
     loop: asyncio.AbstractEventLoop,
     protocol: asyncio.SubprocessProtocol,
     args: Any,
@@ -70,8 +71,10 @@ def spawn_transport(
     extra: Optional[dict[str, Any]],
     kwargs: dict[str, Any],
 ) -> SubprocessTransport:
-    """Spawns the child and connects ``protocol``; nothing here awaits, so no
-    cancellation can leave a half-built transport behind."""
+    """Spawns the child and connects ``protocol``. The one await is a native spawn on the
+    spawner thread (``_spawner``), which cleans up after itself if cancelled; from the
+    child's start to the transport's connection nothing awaits, so no cancellation can
+    leave a half-built transport behind."""
     if FAST_STREAMS and type(protocol) is asyncio.subprocess.SubprocessStreamProtocol:
         # asyncio.create_subprocess_* made the stock protocol (install() routes it here):
         # give it fastspawn's StreamReaders. The subclass adds no state, only a different
@@ -79,7 +82,7 @@ def spawn_transport(
         protocol.__class__ = _fast.SubprocessStreamProtocol
     native = plan_native(args, shell, stdin, stdout, stderr, kwargs)
     if native is not None:
-        child, pin, pout, perr = _core.spawn(*native)
+        child, pin, pout, perr = await spawn_native(loop, native)
     else:
         child, pin, pout, perr = _spawn_delegated(args, shell, stdin, stdout, stderr, kwargs)
     transport = SubprocessTransport(loop, protocol, child, pin, pout, perr, args, extra)
@@ -126,7 +129,7 @@ async def subprocess_exec(
     _check_rest(bufsize, text, encoding, errors)
     loop = asyncio.get_running_loop()
     protocol = protocol_factory()
-    transport = spawn_transport(loop, protocol, (program, *args), False, stdin, stdout, stderr, None, kwargs)
+    transport = await spawn_transport(loop, protocol, (program, *args), False, stdin, stdout, stderr, None, kwargs)
     return transport, protocol
 
 
@@ -155,7 +158,7 @@ async def subprocess_shell(
     _check_rest(bufsize, text, encoding, errors)
     loop = asyncio.get_running_loop()
     protocol = protocol_factory()
-    transport = spawn_transport(loop, protocol, cmd, True, stdin, stdout, stderr, None, kwargs)
+    transport = await spawn_transport(loop, protocol, cmd, True, stdin, stdout, stderr, None, kwargs)
     return transport, protocol
 
 

@@ -1,0 +1,79 @@
+"""A slow exec does not freeze the loop (fastspawn's spawner thread), and cancelling a
+spawn that waits for its exec leaves nothing behind.
+
+The slow exec is real: a watcher process holds every exec of a private copy of
+``/bin/true`` (fanotify's FAN_OPEN_EXEC_PERM, as exec-vetting security agents do; see
+``fastspawn.bench.exec_hold``). That needs root and fanotify permission events, which CI has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import Impl, open_fds, zombie_children
+from fastspawn.bench.exec_hold import held_exec
+from fastspawn.bench.loops import CheckError
+
+HOLD = 0.3
+
+
+@pytest.fixture(scope="module")
+def held_program() -> Iterator[str]:
+    try:
+        with held_exec(HOLD) as program:
+            yield program
+    except CheckError as exc:
+        pytest.skip(f"no fanotify exec permission events here: {exc}")
+
+
+async def worst_tick_lateness(work: asyncio.Future[object]) -> float:
+    """How late a 1 ms ticker woke, at worst, while ``work`` ran."""
+    worst = 0.0
+    while not work.done():
+        start = time.monotonic()
+        await asyncio.sleep(0.001)
+        worst = max(worst, time.monotonic() - start - 0.001)
+    return worst
+
+
+def test_a_slow_exec_freezes_only_stock_asyncio(impl: Impl, held_program: str) -> None:
+    async def main() -> tuple[float, int]:
+        async def spawn() -> int:
+            proc = await asyncio.create_subprocess_exec(held_program)
+            return await proc.wait()
+
+        work = asyncio.ensure_future(spawn())
+        worst = await worst_tick_lateness(work)
+        return worst, await work
+
+    worst, code = impl.run(main())
+    assert code == 0
+    if impl.is_fastspawn:
+        # The spawn waited on the spawner thread; the ticker kept running.
+        assert worst < HOLD / 2
+    else:
+        # asyncio's Popen waits for the exec on the loop's thread (cpython#146181).
+        assert worst >= HOLD * 0.8
+
+
+def test_cancelled_while_the_exec_is_held_leaves_nothing(impl: Impl, held_program: str) -> None:
+    async def main() -> None:
+        task = asyncio.ensure_future(asyncio.create_subprocess_exec(held_program))
+        await asyncio.sleep(HOLD / 3)
+        task.cancel()
+        try:
+            proc = await task
+        except asyncio.CancelledError:
+            return
+        # Stock asyncio cannot be interrupted inside its spawn: the process comes back.
+        assert not impl.is_fastspawn
+        await proc.wait()
+
+    before = open_fds()
+    impl.run(main())
+    assert open_fds() == before
+    assert zombie_children() == []
