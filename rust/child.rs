@@ -178,11 +178,12 @@ impl Child {
         Ok(self.status)
     }
 
-    /// Blocks until the child has exited or `timeout` has passed; then [`try_wait`].
+    /// Blocks until the child has exited or `timeout` has passed (`None`: no limit; a
+    /// deadline too far to represent is none either); then [`try_wait`].
     ///
     /// [`try_wait`]: Self::try_wait
     pub fn wait(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Option<i32>> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         loop {
             if let Some(code) = self.try_wait()? {
                 return Ok(Some(code));
