@@ -106,11 +106,15 @@ pub struct Child {
 }
 
 impl Child {
-    /// Starts watching `pid`, a child of this process that nobody has reaped yet.
+    /// Starts watching `pid` (> 0), a child of this process that nobody has reaped yet.
     ///
     /// On failure the child is killed and handed to the reaper, so it never lingers
     /// unwatched.
     pub fn watch(pid: libc::pid_t) -> io::Result<Self> {
+        if pid <= 0 {
+            // kill and waitpid would read 0 as "our process group" and -1 as "everyone".
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         Self::try_watch(pid).inspect_err(|_| {
             let _ = kill(pid, libc::SIGKILL);
             reaper::adopt_orphan(pid);
@@ -316,6 +320,14 @@ mod tests {
         assert!(child.send_signal(libc::SIGTERM).unwrap());
         wait_readable(child.exit_fd().unwrap());
         assert_eq!(child.try_wait().unwrap(), Some(-libc::SIGTERM));
+    }
+
+    #[test]
+    fn pids_meaning_a_group_or_everyone_are_refused() {
+        for pid in [0, -1, libc::pid_t::MIN] {
+            let err = Child::watch(pid).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        }
     }
 
     #[test]
