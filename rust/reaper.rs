@@ -1,17 +1,19 @@
 //! The one process-wide reaper thread.
 //!
 //! It has two jobs: watching children when pidfds are unavailable (old kernels,
-//! seccomp), and reaping children whose handle was dropped before they exited. It calls
-//! `waitpid` only for pids it was given (never `waitpid(-1)`, which would steal other
-//! libraries' children) and polls with a back-off from 1 ms to 50 ms while it has work;
-//! it sleeps on a condition variable when it has none.
+//! seccomp), and reaping children whose handle was dropped before they exited. It waits
+//! only for the children it was given (never `waitpid(-1)`, which would steal other
+//! libraries' children): through the pidfd where there is one (`waitid(P_PIDFD)`, so a
+//! pid reaped by someone else and reused is never waited for), else by pid. It polls
+//! with a back-off from 1 ms to 50 ms while it has work, and sleeps on a condition
+//! variable when it has none.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::child::wait_nohang;
+use crate::child::{wait_nohang, waitid_pidfd};
 use crate::pipe::pipe_cloexec;
 
 const FIRST_DELAY: Duration = Duration::from_millis(1);
@@ -47,6 +49,8 @@ impl ExitSlot {
 
 struct Entry {
     pid: libc::pid_t,
+    /// The child's pidfd, where it has one: waited through, not by pid.
+    pidfd: Option<OwnedFd>,
     /// Set for watched children; `None` for orphans.
     slot: Option<Arc<ExitSlot>>,
     /// Write end of the notify pipe: dropping it makes the read end readable (EOF).
@@ -59,27 +63,31 @@ impl Entry {
         let outcome = match &self.slot {
             Some(slot) => {
                 let mut guard = slot.lock();
-                let outcome = wait_outcome(self.pid);
+                let outcome = self.wait_outcome();
                 if outcome.is_some() {
                     *guard = outcome;
                 }
                 outcome
             }
-            None => wait_outcome(self.pid),
+            None => self.wait_outcome(),
         };
         if outcome.is_some() {
             self.notify = None;
         }
         outcome.is_some()
     }
-}
 
-fn wait_outcome(pid: libc::pid_t) -> Option<Result<i32, i32>> {
-    match wait_nohang(pid) {
-        Ok(None) => None,
-        Ok(Some(code)) => Some(Ok(code)),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
-        Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::ECHILD))),
+    fn wait_outcome(&self) -> Option<Result<i32, i32>> {
+        let waited = match &self.pidfd {
+            Some(fd) => waitid_pidfd(fd, libc::WNOHANG),
+            None => wait_nohang(self.pid),
+        };
+        match waited {
+            Ok(None) => None,
+            Ok(Some(code)) => Some(Ok(code)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => Some(Err(e.raw_os_error().unwrap_or(libc::ECHILD))),
+        }
     }
 }
 
@@ -148,16 +156,19 @@ pub fn watch(pid: libc::pid_t) -> io::Result<(Arc<ExitSlot>, OwnedFd)> {
     let slot = Arc::new(ExitSlot::default());
     reaper().add(Entry {
         pid,
+        pidfd: None,
         slot: Some(Arc::clone(&slot)),
         notify: Some(write_end),
     });
     Ok((slot, read_end))
 }
 
-/// Reaps `pid` in the background; nobody wants its status any more.
-pub fn adopt_orphan(pid: libc::pid_t) {
+/// Reaps `pid` in the background (through `pidfd` when given); nobody wants its status
+/// any more.
+pub fn adopt_orphan(pid: libc::pid_t, pidfd: Option<OwnedFd>) {
     reaper().add(Entry {
         pid,
+        pidfd,
         slot: None,
         notify: None,
     });

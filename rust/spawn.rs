@@ -583,18 +583,25 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
     // posix_spawn cannot set a umask or change credentials, and when joining a process
     // group fails it reports the errno as if the exec had failed (EPERM, EACCES): the
     // clone path reports which step failed, as `subprocess` does.
-    let pid = if req.credentials.is_empty() && req.process_group.is_none() {
+    let (pid, pidfd) = if req.credentials.is_empty() && req.process_group.is_none() {
         let mut actions =
             FileActions::from_plan(&fds.actions, req.cwd.as_deref(), Features::get())?;
         let mut attr = SpawnAttr::new()?;
         attr.configure(req)?;
-        spawn_first(req, candidates, &mut actions, &mut attr)?
+        // No pidfd from posix_spawn: `Child::watch` opens one, and takes a child that
+        // someone else reaped meanwhile for what it is (it ran; its status is lost).
+        // glibc 2.39's pidfd_spawn would give it atomically, but the pid must then be
+        // read back from the pidfd, which fails (ESRCH) in exactly that case.
+        (spawn_first(req, candidates, &mut actions, &mut attr)?, None)
     } else {
         crate::clone_spawn::spawn(req, candidates, &fds.actions)?
     };
     // The child's ends of the pipes close here, in the parent.
     drop(fds);
-    let child = Child::watch(pid)?;
+    let child = match pidfd {
+        Some(fd) => Child::from_pidfd(pid, fd),
+        None => Child::watch(pid)?,
+    };
     Ok(Spawned {
         child,
         stdin: stdin.map(WritePipe::new).transpose()?,

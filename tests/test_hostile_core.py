@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -370,3 +371,19 @@ def test_spawn_survives_anything(
 
 def test_features() -> None:
     assert no_panic(_core.features) in {(a, b, c) for a in (True, False) for b in (True, False) for c in (True, False)}
+
+
+@pytest.mark.parametrize("who", ["self", "parent", "init"])
+def test_watch_of_a_process_that_is_not_our_child_never_signals_it(who: str) -> None:
+    """A pid that is no child of ours is a lost child: no status (ChildProcessError), no
+    signal (send_signal answers False). It used to be signalled through its pidfd (or,
+    without pidfds, by kill)."""
+    pid = {"self": os.getpid(), "parent": os.getppid(), "init": 1}[who]
+    child = no_panic(_core.watch, pid)
+    assert no_panic(child.send_signal, 0) is False
+    if who == "self":
+        assert no_panic(child.send_signal, signal.SIGKILL) is False  # and we are alive
+    with pytest.raises(ChildProcessError):
+        child.try_wait()
+    assert child.returncode is None
+    del child  # nothing for the reaper either
