@@ -220,6 +220,7 @@ impl Child {
     }
 
     fn new(pid: libc::pid_t, watch: Watch, fd: OwnedFd) -> Self {
+        reaper::retry();
         let status = matches!(watch, Watch::Lost).then_some(Status::Lost);
         Self {
             pid,

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -91,56 +92,81 @@ impl Entry {
     }
 }
 
+/// The reaper's work, and whether its thread runs.
+#[derive(Default)]
+struct State {
+    entries: Vec<Entry>,
+    running: bool,
+}
+
 struct Reaper {
-    entries: Mutex<Vec<Entry>>,
+    state: Mutex<State>,
     wake: Condvar,
+    /// Children are queued but the thread could not be started: [`retry`] has work.
+    pending: AtomicBool,
 }
 
 fn reaper() -> &'static Reaper {
-    static REAPER: OnceLock<&'static Reaper> = OnceLock::new();
-    REAPER.get_or_init(|| {
-        let reaper: &'static Reaper = Box::leak(Box::new(Reaper {
-            entries: Mutex::new(Vec::new()),
-            wake: Condvar::new(),
-        }));
-        std::thread::Builder::new()
-            .name("fastspawn-reaper".into())
-            .spawn(move || reaper.run())
-            .expect("fastspawn: cannot start the reaper thread");
-        reaper
+    static REAPER: OnceLock<Reaper> = OnceLock::new();
+    REAPER.get_or_init(|| Reaper {
+        state: Mutex::new(State::default()),
+        wake: Condvar::new(),
+        pending: AtomicBool::new(false),
     })
 }
 
 impl Reaper {
-    fn add(&self, entry: Entry) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(entry);
-        self.wake.notify_one();
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the thread unless it runs. It can be refused (EAGAIN: `RLIMIT_NPROC` or a
+    /// cgroup's `pids.max` reached; ENOMEM): then whatever can be reaped now is reaped
+    /// by the caller, the rest stays queued, and the next call tries again.
+    fn start(&'static self, state: &mut State) -> io::Result<()> {
+        if state.running {
+            return Ok(());
+        }
+        let started = std::thread::Builder::new()
+            .name("fastspawn-reaper".into())
+            .spawn(move || self.run());
+        match started {
+            Ok(_) => {
+                state.running = true;
+                self.pending.store(false, Ordering::Relaxed);
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(e) => {
+                state.entries.retain_mut(|e| !e.reap());
+                self.pending
+                    .store(!state.entries.is_empty(), Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     fn run(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         let mut delay = FIRST_DELAY;
         loop {
-            if entries.is_empty() {
-                entries = self
+            if state.entries.is_empty() {
+                state = self
                     .wake
-                    .wait(entries)
+                    .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
                 delay = FIRST_DELAY;
                 continue;
             }
-            let before = entries.len();
-            entries.retain_mut(|e| !e.reap());
+            let before = state.entries.len();
+            state.entries.retain_mut(|e| !e.reap());
             let (guard, timeout) = self
                 .wake
-                .wait_timeout(entries, delay)
+                .wait_timeout(state, delay)
                 .unwrap_or_else(PoisonError::into_inner);
-            entries = guard;
+            state = guard;
             // New work or a reaped child restarts the back-off; idle polling slows down.
-            delay = if !timeout.timed_out() || entries.len() != before {
+            delay = if !timeout.timed_out() || state.entries.len() != before {
                 FIRST_DELAY
             } else {
                 (delay * 2).min(LONGEST_DELAY)
@@ -151,27 +177,49 @@ impl Reaper {
 
 /// Watches `pid` without a pidfd: returns the slot that will hold its outcome and the
 /// read end of a pipe that becomes readable once it does.
+///
+/// Fails (EAGAIN, ...) when the thread cannot be started: nothing would watch the child.
 pub fn watch(pid: libc::pid_t) -> io::Result<(Arc<ExitSlot>, OwnedFd)> {
     let (read_end, write_end) = pipe_cloexec()?;
     let slot = Arc::new(ExitSlot::default());
-    reaper().add(Entry {
+    let reaper = reaper();
+    let mut state = reaper.lock();
+    reaper.start(&mut state)?;
+    state.entries.push(Entry {
         pid,
         pidfd: None,
         slot: Some(Arc::clone(&slot)),
         notify: Some(write_end),
     });
+    reaper.wake.notify_one();
     Ok((slot, read_end))
 }
 
+/// Tries again to start the thread (or reaps what it can) if children are queued that
+/// no thread watches; one atomic load otherwise. Called for every new child, so queued
+/// orphans are reaped as soon as the process can start a thread again.
+pub fn retry() {
+    let reaper = reaper();
+    if reaper.pending.load(Ordering::Relaxed) {
+        let _ = reaper.start(&mut reaper.lock());
+    }
+}
+
 /// Reaps `pid` in the background (through `pidfd` when given); nobody wants its status
-/// any more.
+/// any more. Where the thread cannot be started, the child waits in the queue for a
+/// later call that can start it (or reap it: see [`Reaper::start`]).
 pub fn adopt_orphan(pid: libc::pid_t, pidfd: Option<OwnedFd>) {
-    reaper().add(Entry {
+    let reaper = reaper();
+    let mut state = reaper.lock();
+    state.entries.push(Entry {
         pid,
         pidfd,
         slot: None,
         notify: None,
     });
+    if reaper.start(&mut state).is_ok() {
+        reaper.wake.notify_one();
+    }
 }
 
 #[cfg(test)]
