@@ -6,8 +6,8 @@
 //! status is read through it (`waitid(P_PIDFD)`), so a pid that someone else reaped and
 //! the kernel gave to another process is never waited for or signalled. Where they do
 //! not (ENOSYS on old kernels, EPERM under seccomp), the process-wide
-//! [`reaper`](crate::reaper) collects the status by pid and closes a pipe instead, so
-//! the caller always watches exactly one descriptor per child. A `Child` dropped before
+//! [`reaper`](crate::reaper) collects the status by pid and signals an eventfd instead,
+//! so the caller always watches exactly one descriptor per child. A `Child` dropped before
 //! it was reaped is handed to the reaper: no zombie outlives it.
 //!
 //! A child whose status was collected by someone else (`SIGCHLD` ignored, so the kernel
@@ -157,6 +157,12 @@ fn abandon(pid: libc::pid_t) {
     }
 }
 
+/// Whether this is process `pid` (not a child forked from it).
+fn is_current(pid: libc::pid_t) -> bool {
+    // SAFETY: getpid cannot fail.
+    pid == unsafe { libc::getpid() }
+}
+
 /// A descriptor that is readable at once and stays so: the exit descriptor of a child
 /// already lost, so the event loop hears of it like any other exit.
 fn always_readable() -> io::Result<OwnedFd> {
@@ -170,9 +176,13 @@ fn always_readable() -> io::Result<OwnedFd> {
 enum Watch {
     /// Watched, reaped and signalled through the pidfd (the child's descriptor).
     Pidfd,
-    /// The fallback reaper fills `slot` and then closes the pipe whose read end is the
-    /// child's descriptor.
-    Reaper(Arc<ExitSlot>),
+    /// The fallback reaper fills `slot` and then makes the child's descriptor (an
+    /// eventfd) readable. `owner` is the process that started the child: in a child
+    /// forked from it, the handle's copy is not a child there, and nothing fills `slot`.
+    Reaper {
+        slot: Arc<ExitSlot>,
+        owner: libc::pid_t,
+    },
     /// Its status was gone before we could watch it; the descriptor is
     /// [`always_readable`].
     Lost,
@@ -261,7 +271,9 @@ impl Child {
             return Self::lost(pid);
         }
         let (slot, notify) = reaper::watch(pid)?;
-        Ok(Self::new(pid, Watch::Reaper(slot), notify))
+        // SAFETY: getpid cannot fail.
+        let owner = unsafe { libc::getpid() };
+        Ok(Self::new(pid, Watch::Reaper { slot, owner }, notify))
     }
 
     pub fn pid(&self) -> libc::pid_t {
@@ -299,9 +311,9 @@ impl Child {
         if self.status.is_none() {
             let outcome = match (&self.watch, &self.fd) {
                 (Watch::Pidfd, Some(fd)) => waitid_pidfd(fd, libc::WNOHANG),
-                (Watch::Reaper(slot), _) => slot.get().transpose(),
+                (Watch::Reaper { slot, owner }, _) if is_current(*owner) => slot.get().transpose(),
                 // A pidfd is only closed once reaped.
-                (Watch::Pidfd, None) | (Watch::Lost, _) => {
+                (Watch::Pidfd, None) | (Watch::Reaper { .. } | Watch::Lost, _) => {
                     Err(io::Error::from_raw_os_error(libc::ECHILD))
                 }
             };
@@ -393,8 +405,10 @@ impl Child {
             }
             // The reaper reaps only while holding the slot, so the pid stays ours while
             // we hold it.
-            (Watch::Reaper(slot), _) => slot.while_unreaped(|| kill(self.pid, signal)),
-            (Watch::Pidfd, None) | (Watch::Lost, _) => Ok(false),
+            (Watch::Reaper { slot, owner }, _) if is_current(*owner) => {
+                slot.while_unreaped(|| kill(self.pid, signal))
+            }
+            (Watch::Pidfd, None) | (Watch::Reaper { .. } | Watch::Lost, _) => Ok(false),
         }
     }
 }
@@ -414,7 +428,7 @@ impl Drop for Child {
             }
             // Already registered with the reaper, which reaps it whether or not anybody
             // still listens.
-            Watch::Reaper(_) | Watch::Lost => {}
+            Watch::Reaper { .. } | Watch::Lost => {}
         }
     }
 }

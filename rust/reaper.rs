@@ -7,15 +7,23 @@
 //! pid reaped by someone else and reused is never waited for), else by pid. It polls
 //! with a back-off from 1 ms to 50 ms while it has work, and sleeps on a condition
 //! variable when it has none.
+//!
+//! A child forked from this process (`os.fork()` without exec) does not inherit the
+//! thread, only a copy of its state: the parent's queue, and locks another thread may
+//! have held at the fork. It forgets that copy and makes a reaper of its own on first
+//! use (see [`forget_in_child`]), as CPython resets its own thread-owned state after
+//! fork. A watched child is told of its exit by a write to an eventfd, not by the close
+//! of a pipe, so the copies a forked child keeps cannot hide an exit from the parent.
 
 use std::io;
-use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 use crate::child::{wait_nohang, waitid_pidfd};
-use crate::pipe::pipe_cloexec;
+use crate::sys::{cvt, dup_cloexec};
 
 const FIRST_DELAY: Duration = Duration::from_millis(1);
 const LONGEST_DELAY: Duration = Duration::from_millis(50);
@@ -54,26 +62,28 @@ struct Entry {
     pidfd: Option<OwnedFd>,
     /// Set for watched children; `None` for orphans.
     slot: Option<Arc<ExitSlot>>,
-    /// Write end of the notify pipe: dropping it makes the read end readable (EOF).
+    /// The watcher's eventfd (our own duplicate), written once the outcome is in.
     notify: Option<OwnedFd>,
 }
 
 impl Entry {
     /// Tries to reap; `true` when the entry is done.
     fn reap(&mut self) -> bool {
-        let outcome = match &self.slot {
-            Some(slot) => {
-                let mut guard = slot.lock();
-                let outcome = self.wait_outcome();
-                if outcome.is_some() {
-                    *guard = outcome;
-                }
-                outcome
-            }
-            None => self.wait_outcome(),
+        let Some(slot) = &self.slot else {
+            return self.wait_outcome().is_some();
         };
+        let mut guard = slot.lock();
+        let outcome = self.wait_outcome();
         if outcome.is_some() {
-            self.notify = None;
+            *guard = outcome;
+            if let Some(fd) = self.notify.take() {
+                // SAFETY: eventfd_write adds 1 to the counter of an eventfd we own,
+                // which makes it readable.
+                unsafe { libc::eventfd_write(fd.as_raw_fd(), 1) };
+                // Closed before the slot is released: whoever is woken reads the outcome
+                // through the slot, and then finds no descriptor of the reaper's left.
+                drop(fd);
+            }
         }
         outcome.is_some()
     }
@@ -106,13 +116,46 @@ struct Reaper {
     pending: AtomicBool,
 }
 
+/// This process's reaper: made on first use, and again in a child forked after that.
+/// Every non-null pointer stored here comes from `Box::into_raw` in [`reaper`] and is
+/// never freed (a forked child leaks its copy rather than touch its locks).
+static CURRENT: AtomicPtr<Reaper> = AtomicPtr::new(ptr::null_mut());
+
+/// `pthread_atfork` child handler: forgets the parent's reaper (see the module
+/// comment). Only an atomic store, so it is async-signal-safe and takes no lock.
+extern "C" fn forget_in_child() {
+    CURRENT.store(ptr::null_mut(), Ordering::Release);
+}
+
 fn reaper() -> &'static Reaper {
-    static REAPER: OnceLock<Reaper> = OnceLock::new();
-    REAPER.get_or_init(|| Reaper {
+    static AT_FORK: Once = Once::new();
+    let current = CURRENT.load(Ordering::Acquire);
+    // SAFETY: non-null pointers in CURRENT are valid forever (see CURRENT).
+    if let Some(reaper) = unsafe { current.as_ref() } {
+        return reaper;
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a function that only stores an atomic. It stays valid: the
+        // library is never unloaded (CPython does not unload extension modules).
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
+    let fresh = Box::into_raw(Box::new(Reaper {
         state: Mutex::new(State::default()),
         wake: Condvar::new(),
         pending: AtomicBool::new(false),
-    })
+    }));
+    match CURRENT.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `fresh` is now in CURRENT, valid forever.
+        Ok(_) => unsafe { &*fresh },
+        Err(other) => {
+            // SAFETY: another thread installed one first: ours was never shared, and
+            // `other` is valid forever (see CURRENT).
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*other
+            }
+        }
+    }
 }
 
 impl Reaper {
@@ -175,12 +218,17 @@ impl Reaper {
     }
 }
 
-/// Watches `pid` without a pidfd: returns the slot that will hold its outcome and the
-/// read end of a pipe that becomes readable once it does.
+/// Watches `pid` without a pidfd: returns the slot that will hold its outcome and an
+/// eventfd that becomes readable once it does.
 ///
 /// Fails (EAGAIN, ...) when the thread cannot be started: nothing would watch the child.
 pub fn watch(pid: libc::pid_t) -> io::Result<(Arc<ExitSlot>, OwnedFd)> {
-    let (read_end, write_end) = pipe_cloexec()?;
+    // SAFETY: eventfd creates a new descriptor (counter 0: not readable yet).
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd succeeded, so `fd` is a new descriptor that we alone own.
+    let read_end = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The reaper's own descriptor: the watcher may close its one at any time.
+    let write_end = dup_cloexec(read_end.as_raw_fd(), 0)?;
     let slot = Arc::new(ExitSlot::default());
     let reaper = reaper();
     let mut state = reaper.lock();
@@ -228,7 +276,7 @@ mod tests {
     use std::os::fd::{AsFd, AsRawFd};
 
     #[test]
-    fn watched_child_fills_slot_and_closes_notify_pipe() {
+    fn watched_child_fills_slot_then_makes_its_eventfd_readable() {
         let child = std::process::Command::new("/bin/sh")
             .args(["-c", "exit 3"])
             .spawn()

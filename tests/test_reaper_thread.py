@@ -17,7 +17,7 @@ import fastspawn
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(fastspawn.__file__)))
 
-# Shared by the scenarios: whether this process still has children (zombies included).
+# Shared by the scenarios: whether this process still has children (running or zombies).
 PRELUDE = r"""
 import asyncio, os, resource, sys, time
 import fastspawn
@@ -26,10 +26,12 @@ from fastspawn import _core
 HARD = resource.getrlimit(resource.RLIMIT_NPROC)[1]
 
 def children_left():
+    # Running or exited: waitid(WNOHANG) answers None or a status; no child at all: ECHILD.
     try:
-        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:
         return False
+    return True
 
 def spawn(*argv):
     child, *_ = _core.spawn(argv[0].encode(), [a.encode() for a in argv], None, None, None, None, None,
@@ -133,3 +135,94 @@ def test_a_reaper_thread_that_cannot_start(scenario: str) -> None:
         timeout=60,
     )
     assert (result.returncode, result.stdout) == (0, EXPECTED[scenario]), result.stderr[-3000:]
+
+
+# os.fork() after the reaper thread started: the forked child has the parent's reaper
+# (its queue, and a thread that does not exist there) and copies of its descriptors.
+AFTER_FORK = {
+    # In the forked child: spawn and communicate (the exit must be noticed), and drop a
+    # running child (it must be reaped): no hang, no zombie.
+    "child": r"""
+async def work():
+    proc = await fastspawn.create_subprocess_exec("sh", "-c", "echo hi; exit 3", stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), 5)
+    orphan = spawn("sleep", "0.1")
+    del orphan
+    return proc.returncode, out
+
+# Start the reaper thread: through a dropped running child (with pidfds) or any child.
+orphan = spawn("sleep", "0.05")
+del orphan
+print("parent:", asyncio.run(work()))
+kept = spawn("sleep", "1")
+pid = os.fork()
+if pid == 0:
+    # The parent's child is no child here: lost (no status, no signal), not running.
+    try:
+        kept.try_wait()
+    except ChildProcessError:
+        print("parent's child here: lost", kept.send_signal(0), flush=True)
+    try:
+        result = asyncio.run(work())
+    except BaseException as exc:
+        result = repr(exc)
+    for _ in range(300):
+        if not children_left():
+            break
+        time.sleep(0.01)
+    print("forked child:", result, "zombies:", children_left(), flush=True)
+    os._exit(0)
+for _ in range(2000):
+    if os.waitpid(pid, os.WNOHANG)[0]:
+        break
+    time.sleep(0.01)
+else:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    print("forked child hung")
+kept.send_signal(9)
+kept.wait()
+""",
+    # In the parent: a forked child that lives on (no exec) must not hide the exits of
+    # the parent's own children.
+    "parent": r"""
+async def main():
+    proc = await fastspawn.create_subprocess_exec("sleep", "0.2")
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(4)
+        os._exit(0)
+    try:
+        print("parent:", await asyncio.wait_for(proc.wait(), 3))
+    except TimeoutError:
+        print("parent: exit not noticed")
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+asyncio.run(main())
+""",
+}
+
+FORK_EXPECTED = {
+    "child": "parent: (3, b'hi\\n')\nparent's child here: lost False\nforked child: (3, b'hi\\n') zombies: False\n",
+    "parent": "parent: 0\n",
+}
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "no-pidfd"])
+@pytest.mark.parametrize("scenario", list(AFTER_FORK))
+def test_fork_after_the_reaper_started(scenario: str, pidfd: bool) -> None:
+    """Without pidfds the forked child's communicate() used to hang (its spawn handed
+    the child to a reaper thread that does not exist there) and, with or without, its
+    dropped children stayed zombies; and the parent's exits went unnoticed while a
+    forked child held the reaper's notify pipes open."""
+    if pidfd and not fastspawn.features().pidfd:
+        pytest.skip("needs pidfds")
+    env = dict(os.environ)
+    env.pop("FASTSPAWN_NO_PIDFD", None)
+    if not pidfd:
+        env["FASTSPAWN_NO_PIDFD"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE + AFTER_FORK[scenario]], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout) == (0, FORK_EXPECTED[scenario]), result.stderr[-3000:]
