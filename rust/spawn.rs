@@ -443,13 +443,24 @@ impl ChildFds {
     }
 }
 
-/// The descriptors open in this process (`/proc/self/fd`), lowest first.
-fn open_fds() -> io::Result<Vec<RawFd>> {
-    let mut fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+/// The descriptors above 2 and below `below` that may be open in this process, lowest
+/// first: those listed in `/proc/self/fd`, or where /proc is not mounted (containers
+/// and sandboxes hide it) every number in the range, for the caller to ask each one
+/// (`subprocess` does the same without /proc).
+fn candidate_fds(below: RawFd) -> Vec<RawFd> {
+    candidate_fds_listed_in("/proc/self/fd", below)
+}
+
+fn candidate_fds_listed_in(listing: &str, below: RawFd) -> Vec<RawFd> {
+    let Ok(dir) = std::fs::read_dir(listing) else {
+        return (3..below).collect();
+    };
+    let mut fds: Vec<RawFd> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd < below)
         .collect();
     fds.sort_unstable();
-    Ok(fds)
+    fds
 }
 
 fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<()> {
@@ -466,8 +477,8 @@ fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<()> {
     };
     // closefrom cannot skip the passed descriptors, so inheritable descriptors between
     // them are closed one by one; close-on-exec ones vanish at exec anyway.
-    for fd in open_fds()? {
-        if fd > 2 && fd < highest && keep.binary_search(&fd).is_err() {
+    for fd in candidate_fds(highest) {
+        if keep.binary_search(&fd).is_err() {
             if let Ok(flags) = fd_flags(fd) {
                 if flags & libc::FD_CLOEXEC == 0 {
                     fds.actions.push(FdAction::Close(fd));
@@ -718,6 +729,19 @@ pub(crate) mod tests {
         req.close_fds = false;
         req.pass_fds.clear();
         assert_eq!(run(&req), (0, b"open\nopen\n".to_vec()));
+    }
+
+    #[test]
+    fn without_proc_every_number_below_the_highest_passed_is_a_candidate() {
+        let (r, _w) = pipe_cloexec().unwrap();
+        let fd = r.as_raw_fd();
+        let listed = candidate_fds_listed_in("/proc/self/fd", fd + 1);
+        assert!(listed.contains(&fd) && listed.iter().all(|&n| n > 2 && n <= fd));
+        let all: Vec<RawFd> = (3..=fd).collect();
+        assert_eq!(
+            candidate_fds_listed_in("/no/such/proc/self/fd", fd + 1),
+            all
+        );
     }
 
     #[test]
