@@ -1,26 +1,34 @@
 //! A spawned child: its pid, the descriptor that becomes readable when it exits, and
 //! its reaping.
 //!
-//! Exit is signalled by a pidfd (`pidfd_open`) that the event loop watches; the status
-//! is then collected with a non-blocking `waitpid` for this one pid. Where pidfds are
-//! unavailable (ENOSYS on old kernels, EPERM under seccomp), the process-wide
-//! [`reaper`](crate::reaper) collects the status and closes a pipe instead, so the
-//! caller always watches exactly one descriptor per child. A `Child` dropped before it
-//! was reaped is handed to the reaper: no zombie outlives it.
+//! Where pidfds work (Linux 5.4+: `pidfd_open` and `waitid(P_PIDFD)`), the pidfd is the
+//! child's identity: the event loop watches it, signals go through it, and the exit
+//! status is read through it (`waitid(P_PIDFD)`), so a pid that someone else reaped and
+//! the kernel gave to another process is never waited for or signalled. Where they do
+//! not (ENOSYS on old kernels, EPERM under seccomp), the process-wide
+//! [`reaper`](crate::reaper) collects the status by pid and signals an eventfd instead,
+//! so the caller always watches exactly one descriptor per child. A `Child` dropped before
+//! it was reaped is handed to the reaper: no zombie outlives it.
+//!
+//! A child whose status was collected by someone else (`SIGCHLD` ignored, so the kernel
+//! reaps it; a `waitpid(-1)` elsewhere in the process) is *lost*: it ran, but its exit
+//! status is gone. [`Child::try_wait`] then fails with ECHILD, as `waitpid` does, and the
+//! Python layer reports it as asyncio does (returncode 255 and a warning).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::reaper::{self, ExitSlot};
-use crate::sys::{cvt, retry_eintr};
+use crate::sys::{cvt, retry_eintr, waitid};
 
 const PIDFD_UNKNOWN: u8 = 0;
 const PIDFD_YES: u8 = 1;
 const PIDFD_NO: u8 = 2;
 
-/// Whether `pidfd_open` works here; decided on first use and remembered.
+/// Whether pidfds work here; decided on first use and remembered.
 static PIDFD_STATE: AtomicU8 = AtomicU8::new(PIDFD_UNKNOWN);
 
 /// Set `FASTSPAWN_NO_PIDFD=1` to use the fallback reaper (how the tests cover it).
@@ -29,6 +37,10 @@ fn pidfd_disabled_by_env() -> bool {
 }
 
 /// Whether children are watched through pidfds (`false`: the fallback reaper).
+///
+/// Both calls are tried on this process's own pidfd: `pidfd_open` (Linux 5.3) and
+/// `waitid(P_PIDFD)` (5.4), which must answer ECHILD (we are not our own child), not
+/// EINVAL.
 pub fn pidfd_supported() -> bool {
     match PIDFD_STATE.load(Ordering::Relaxed) {
         PIDFD_YES => true,
@@ -36,7 +48,11 @@ pub fn pidfd_supported() -> bool {
         _ => {
             // SAFETY: getpid cannot fail.
             let me = unsafe { libc::getpid() };
-            let ok = !pidfd_disabled_by_env() && pidfd_open(me).is_ok();
+            let ok = !pidfd_disabled_by_env()
+                && pidfd_open(me).is_ok_and(|fd| {
+                    waitid_pidfd(&fd, libc::WNOHANG)
+                        .is_err_and(|e| e.raw_os_error() == Some(libc::ECHILD))
+                });
             PIDFD_STATE.store(if ok { PIDFD_YES } else { PIDFD_NO }, Ordering::Relaxed);
             ok
         }
@@ -55,6 +71,10 @@ fn means_no_pidfd(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM))
 }
 
+fn is_echild(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ECHILD)
+}
+
 /// A `waitpid` status as Python's `returncode`: the exit code, or `-signal`.
 pub fn returncode(status: libc::c_int) -> Option<i32> {
     if libc::WIFEXITED(status) {
@@ -63,6 +83,17 @@ pub fn returncode(status: libc::c_int) -> Option<i32> {
         Some(-libc::WTERMSIG(status))
     } else {
         None
+    }
+}
+
+/// A `waitid` result as Python's `returncode`: the exit code, or `-signal`.
+fn siginfo_returncode(info: &libc::siginfo_t) -> Option<i32> {
+    // SAFETY: waitid filled the SIGCHLD fields of `info`.
+    let status = unsafe { info.si_status() };
+    match info.si_code {
+        libc::CLD_EXITED => Some(status),
+        libc::CLD_KILLED | libc::CLD_DUMPED => Some(-status),
+        _ => None,
     }
 }
 
@@ -76,6 +107,34 @@ pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
     Ok(if got == 0 { None } else { returncode(status) })
 }
 
+/// `waitid(P_PIDFD, fd, WEXITED | flags)`: the returncode once the child exited (reaping
+/// it unless `flags` has `WNOWAIT`), `Ok(None)` while it runs (with `WNOHANG`).
+///
+/// `Err(ECHILD)`: the pidfd's process is not an unreaped child of ours (something else
+/// reaped it, or it never was ours).
+pub fn waitid_pidfd(fd: &OwnedFd, flags: libc::c_int) -> io::Result<Option<i32>> {
+    let info = waitid(
+        libc::P_PIDFD,
+        fd.as_raw_fd() as libc::id_t,
+        libc::WEXITED | flags,
+    )?;
+    Ok(info.as_ref().and_then(siginfo_returncode))
+}
+
+/// Whether `pid` (> 0) names a child of ours that nobody has reaped yet, asked without
+/// reaping it (`waitid(WNOWAIT)`).
+fn is_unreaped_child(pid: libc::pid_t) -> io::Result<bool> {
+    match waitid(
+        libc::P_PID,
+        pid as libc::id_t,
+        libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+    ) {
+        Ok(_) => Ok(true),
+        Err(e) if is_echild(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn kill(pid: libc::pid_t, signal: i32) -> io::Result<bool> {
     // SAFETY: kill only sends a signal; the caller guarantees `pid` is still our
     // unreaped child, so it cannot name a recycled process.
@@ -86,116 +145,213 @@ fn kill(pid: libc::pid_t, signal: i32) -> io::Result<bool> {
     }
 }
 
+/// Kills and reaps `pid`, a child we could not watch, if it still is an unreaped child
+/// of ours: a pid that is no longer ours is never signalled. The wait is short (SIGKILL
+/// cannot be caught) and leaves no zombie, without needing the reaper.
+fn abandon(pid: libc::pid_t) {
+    if is_unreaped_child(pid).unwrap_or(false) {
+        let _ = kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        // SAFETY: waitpid on our own unreaped child, writing one c_int.
+        let _ = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) }));
+    }
+}
+
+/// Whether this is process `pid` (not a child forked from it).
+fn is_current(pid: libc::pid_t) -> bool {
+    // SAFETY: getpid cannot fail.
+    pid == unsafe { libc::getpid() }
+}
+
+/// A descriptor that is readable at once and stays so: the exit descriptor of a child
+/// already lost, so the event loop hears of it like any other exit.
+fn always_readable() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd creates a new descriptor (counter 1: readable until read).
+    let fd = cvt(unsafe { libc::eventfd(1, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd succeeded, so `fd` is a new descriptor that we alone own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[derive(Debug)]
-enum ExitWatch {
-    /// The pidfd; `None` once closed after reaping.
-    Pidfd(Option<OwnedFd>),
-    /// The fallback reaper fills `slot` and then closes the write end of `notify`.
+enum Watch {
+    /// Watched, reaped and signalled through the pidfd (the child's descriptor).
+    Pidfd,
+    /// The fallback reaper fills `slot` and then makes the child's descriptor (an
+    /// eventfd) readable. `owner` is the process that started the child: in a child
+    /// forked from it, the handle's copy is not a child there, and nothing fills `slot`.
     Reaper {
         slot: Arc<ExitSlot>,
-        notify: Option<OwnedFd>,
+        owner: libc::pid_t,
     },
+    /// Its status was gone before we could watch it; the descriptor is
+    /// [`always_readable`].
+    Lost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Exited(i32),
+    /// Someone else collected the exit status.
+    Lost,
 }
 
 #[derive(Debug)]
 pub struct Child {
     pid: libc::pid_t,
-    watch: ExitWatch,
-    /// The returncode once reaped.
-    status: Option<i32>,
+    watch: Watch,
+    /// The exit descriptor (see [`Watch`]). Open until the child is reaped *and* the
+    /// loop let go of it ([`close_exit_fd`](Self::close_exit_fd)): a pidfd keeps the
+    /// child's identity while it is unreaped, and a number the loop still watches must
+    /// not be reused.
+    fd: Option<OwnedFd>,
+    /// `close_exit_fd` was called: the descriptor is no longer handed out.
+    released: bool,
+    status: Option<Status>,
 }
 
 impl Child {
-    /// Starts watching `pid`, a child of this process that nobody has reaped yet.
+    /// Starts watching `pid` (> 0), a child of this process that nobody had reaped when
+    /// it was started.
     ///
-    /// On failure the child is killed and handed to the reaper, so it never lingers
-    /// unwatched.
+    /// A child whose status someone else took meanwhile is returned [lost](self); a
+    /// pid that is not an unreaped child of ours is never signalled. On any other
+    /// failure the child is killed and reaped here, so it never lingers unwatched.
     pub fn watch(pid: libc::pid_t) -> io::Result<Self> {
-        Self::try_watch(pid).inspect_err(|_| {
-            let _ = kill(pid, libc::SIGKILL);
-            reaper::adopt_orphan(pid);
-        })
+        if pid <= 0 {
+            // waitpid/kill would read 0 and -1 as "the group" and "everyone".
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Self::try_watch(pid).inspect_err(|_| abandon(pid))
+    }
+
+    /// Watches `pid` through `pidfd`, obtained atomically with it (`CLONE_PIDFD`).
+    pub fn from_pidfd(pid: libc::pid_t, pidfd: OwnedFd) -> Self {
+        Self::new(pid, Watch::Pidfd, pidfd)
+    }
+
+    fn new(pid: libc::pid_t, watch: Watch, fd: OwnedFd) -> Self {
+        reaper::retry();
+        let status = matches!(watch, Watch::Lost).then_some(Status::Lost);
+        Self {
+            pid,
+            watch,
+            fd: Some(fd),
+            released: false,
+            status,
+        }
+    }
+
+    fn lost(pid: libc::pid_t) -> io::Result<Self> {
+        Ok(Self::new(pid, Watch::Lost, always_readable()?))
     }
 
     fn try_watch(pid: libc::pid_t) -> io::Result<Self> {
         if pidfd_supported() {
             match pidfd_open(pid) {
+                // pidfd_open after the spawn: by now the pid may have been reaped by
+                // someone else and even reused. Only a child of ours that is still
+                // unreaped answers waitid(WNOWAIT); anything else is a lost child.
                 Ok(fd) => {
-                    return Ok(Self {
-                        pid,
-                        watch: ExitWatch::Pidfd(Some(fd)),
-                        status: None,
-                    })
+                    return match waitid_pidfd(&fd, libc::WNOHANG | libc::WNOWAIT) {
+                        Ok(_) => Ok(Self::new(pid, Watch::Pidfd, fd)),
+                        Err(e) if is_echild(&e) => Self::lost(pid),
+                        Err(e) => Err(e),
+                    };
                 }
+                // The process is gone altogether: it ran, and was reaped by someone else.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Self::lost(pid),
                 Err(e) if means_no_pidfd(&e) => PIDFD_STATE.store(PIDFD_NO, Ordering::Relaxed),
                 Err(e) => return Err(e),
             }
         }
+        // By pid from here on. It must be ours and unreaped now; the reaper's waitpid
+        // can still take a recycled pid's status if someone else reaps it later, the
+        // residual risk of running without pidfds.
+        if !is_unreaped_child(pid)? {
+            return Self::lost(pid);
+        }
         let (slot, notify) = reaper::watch(pid)?;
-        Ok(Self {
-            pid,
-            watch: ExitWatch::Reaper {
-                slot,
-                notify: Some(notify),
-            },
-            status: None,
-        })
+        // SAFETY: getpid cannot fail.
+        let owner = unsafe { libc::getpid() };
+        Ok(Self::new(pid, Watch::Reaper { slot, owner }, notify))
     }
 
     pub fn pid(&self) -> libc::pid_t {
         self.pid
     }
 
+    /// The returncode once reaped; `None` while it runs, and for a lost child.
     pub fn returncode(&self) -> Option<i32> {
-        self.status
-    }
-
-    /// The descriptor that becomes readable when the child exits; `None` once closed.
-    pub fn exit_fd(&self) -> Option<RawFd> {
-        match &self.watch {
-            ExitWatch::Pidfd(fd) => fd.as_ref().map(AsRawFd::as_raw_fd),
-            ExitWatch::Reaper { notify, .. } => notify.as_ref().map(AsRawFd::as_raw_fd),
+        match self.status {
+            Some(Status::Exited(code)) => Some(code),
+            _ => None,
         }
     }
 
-    /// Closes the exit descriptor. Call it after the loop stopped watching it.
+    /// The descriptor that becomes readable when the child exits; `None` once released.
+    pub fn exit_fd(&self) -> Option<RawFd> {
+        if self.released {
+            return None;
+        }
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Lets go of the exit descriptor; call it after the loop stopped watching it. It is
+    /// closed now if the child is reaped, else once it is (a pidfd is its identity).
     pub fn close_exit_fd(&mut self) {
-        match &mut self.watch {
-            ExitWatch::Pidfd(fd) => *fd = None,
-            ExitWatch::Reaper { notify, .. } => *notify = None,
+        self.released = true;
+        if self.status.is_some() {
+            self.fd = None;
         }
     }
 
     /// Reaps the child if it has exited: `Ok(Some(returncode))`, else `Ok(None)`.
-    /// `Err(ECHILD)`: something else in this process reaped it first.
+    /// `Err(ECHILD)` (every time): something else collected its status.
     pub fn try_wait(&mut self) -> io::Result<Option<i32>> {
         if self.status.is_none() {
-            self.status = match &self.watch {
-                ExitWatch::Pidfd(_) => wait_nohang(self.pid)?,
-                ExitWatch::Reaper { slot, .. } => slot.get().transpose()?,
+            let outcome = match (&self.watch, &self.fd) {
+                (Watch::Pidfd, Some(fd)) => waitid_pidfd(fd, libc::WNOHANG),
+                (Watch::Reaper { slot, owner }, _) if is_current(*owner) => slot.get().transpose(),
+                // A pidfd is only closed once reaped.
+                (Watch::Pidfd, None) | (Watch::Reaper { .. } | Watch::Lost, _) => {
+                    Err(io::Error::from_raw_os_error(libc::ECHILD))
+                }
             };
+            self.status = match outcome {
+                Ok(code) => code.map(Status::Exited),
+                Err(e) if is_echild(&e) => Some(Status::Lost),
+                Err(e) => return Err(e),
+            };
+            if self.status.is_some() && self.released {
+                self.fd = None;
+            }
         }
-        Ok(self.status)
+        match self.status {
+            Some(Status::Exited(code)) => Ok(Some(code)),
+            Some(Status::Lost) => Err(io::Error::from_raw_os_error(libc::ECHILD)),
+            None => Ok(None),
+        }
     }
 
-    /// Blocks until the child has exited or `timeout` has passed; then [`try_wait`].
+    /// Blocks until the child has exited or `timeout` has passed (`None`: no limit; a
+    /// deadline too far to represent is none either); then [`try_wait`].
     ///
     /// [`try_wait`]: Self::try_wait
-    pub fn wait(&mut self, timeout: Option<std::time::Duration>) -> io::Result<Option<i32>> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if let Some(code) = self.try_wait()? {
                 return Ok(Some(code));
             }
-            let Some(fd) = self.exit_fd() else {
-                // Closed exit fd means reaped, handled above; be safe regardless.
+            let Some(fd) = self.fd.as_ref().map(AsRawFd::as_raw_fd) else {
+                // Only closed once reaped, which try_wait reported above.
                 return self.try_wait();
             };
             // ppoll rather than poll: a timeout below a millisecond stays what it is.
             let left = match deadline {
                 None => None,
                 Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
@@ -228,8 +384,8 @@ impl Child {
         if self.status.is_some() {
             return Ok(false);
         }
-        match &self.watch {
-            ExitWatch::Pidfd(Some(fd)) => {
+        match (&self.watch, &self.fd) {
+            (Watch::Pidfd, Some(fd)) => {
                 // SAFETY: pidfd_send_signal with a null siginfo and no flags reads only
                 // its scalar arguments.
                 let ret = unsafe {
@@ -247,12 +403,12 @@ impl Child {
                     Err(e) => Err(e),
                 }
             }
-            // Unreaped (status is None) and the fd closed only after reaping: the pid
-            // is still ours.
-            ExitWatch::Pidfd(None) => kill(self.pid, signal),
             // The reaper reaps only while holding the slot, so the pid stays ours while
             // we hold it.
-            ExitWatch::Reaper { slot, .. } => slot.while_unreaped(|| kill(self.pid, signal)),
+            (Watch::Reaper { slot, owner }, _) if is_current(*owner) => {
+                slot.while_unreaped(|| kill(self.pid, signal))
+            }
+            (Watch::Pidfd, None) | (Watch::Reaper { .. } | Watch::Lost, _) => Ok(false),
         }
     }
 }
@@ -263,10 +419,16 @@ impl Drop for Child {
             return;
         }
         match self.watch {
-            ExitWatch::Pidfd(_) => reaper::adopt_orphan(self.pid),
+            // Reaped now if it already exited (or is not ours: a copy of the parent's
+            // handle in a forked child); else the reaper waits through its pidfd.
+            Watch::Pidfd => {
+                if let Ok(None) = self.try_wait() {
+                    reaper::adopt_orphan(self.pid, self.fd.take());
+                }
+            }
             // Already registered with the reaper, which reaps it whether or not anybody
             // still listens.
-            ExitWatch::Reaper { .. } => {}
+            Watch::Reaper { .. } | Watch::Lost => {}
         }
     }
 }
@@ -318,16 +480,67 @@ mod tests {
     }
 
     #[test]
+    fn pids_meaning_a_group_or_everyone_are_refused() {
+        for pid in [0, -1, libc::pid_t::MIN] {
+            let err = Child::watch(pid).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        }
+    }
+
+    #[test]
     fn dropped_child_is_reaped_by_the_reaper() {
-        let pid = spawn_sh("exit 0");
+        let pid = spawn_sh("sleep 0.05");
         drop(Child::watch(pid).unwrap());
         for _ in 0..500 {
             // ECHILD once the reaper has collected it.
             if wait_nohang(pid).is_err() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
         panic!("orphan {pid} was never reaped");
+    }
+
+    #[test]
+    fn a_pid_that_is_not_our_child_is_lost_and_never_signalled() {
+        // Our own pid, and init's: never children of ours.
+        // SAFETY: getpid cannot fail.
+        for pid in [unsafe { libc::getpid() }, 1] {
+            let mut child = Child::watch(pid).unwrap();
+            assert!(!child.send_signal(0).unwrap());
+            assert_eq!(
+                child.try_wait().unwrap_err().raw_os_error(),
+                Some(libc::ECHILD)
+            );
+            assert_eq!(child.returncode(), None);
+            wait_readable(child.exit_fd().unwrap());
+        }
+    }
+
+    #[test]
+    fn a_child_reaped_by_someone_else_is_lost() {
+        let pid = spawn_sh("exit 3");
+        let mut child = Child::watch(pid).unwrap();
+        wait_readable(child.exit_fd().unwrap());
+        if !pidfd_supported() {
+            // The reaper may win the race with the waitpid below.
+            return;
+        }
+        assert_eq!(wait_nohang(pid).unwrap(), Some(3));
+        assert_eq!(
+            child.try_wait().unwrap_err().raw_os_error(),
+            Some(libc::ECHILD)
+        );
+        assert!(!child.send_signal(libc::SIGKILL).unwrap());
+    }
+
+    #[test]
+    fn wait_takes_no_deadline_for_a_timeout_too_large_to_represent() {
+        let mut child = Child::watch(spawn_sh("exit 5")).unwrap();
+        assert_eq!(child.wait(Some(Duration::MAX)).unwrap(), Some(5));
+        let mut child = Child::watch(spawn_sh("sleep 30")).unwrap();
+        assert_eq!(child.wait(Some(Duration::ZERO)).unwrap(), None);
+        child.send_signal(libc::SIGKILL).unwrap();
+        assert_eq!(child.wait(None).unwrap(), Some(-libc::SIGKILL));
     }
 }

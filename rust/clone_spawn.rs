@@ -9,7 +9,9 @@
 //! All signals are blocked around `clone`; the child resets every caught signal to its
 //! default before restoring the mask, so no parent handler can run on the shared memory.
 //! A failure is reported as errno + stage over a close-on-exec pipe, as `subprocess`
-//! does, and the failed child is reaped before returning.
+//! does, and the failed child is reaped before returning. Where pidfds work, the child's
+//! pidfd comes from the `clone` itself (`CLONE_PIDFD`): it names this child even if
+//! someone else reaps it at once.
 //!
 //! The order of the child's steps follows CPython's `_posixsubprocess`: descriptors,
 //! cwd, umask, signals, session/group, `setgroups`, `setregid`, `setreuid`, exec.
@@ -17,9 +19,10 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+use crate::child::pidfd_supported;
 use crate::pipe::pipe_cloexec;
 use crate::spawn::{c_array, environ, surely_missing, FdAction, SpawnError, SpawnRequest};
 use crate::sys::{cvt, dup_cloexec, retry_eintr};
@@ -285,12 +288,13 @@ impl Drop for SignalsBlocked {
     }
 }
 
-/// Starts the child of `req` on the clone path; returns its pid.
+/// Starts the child of `req` on the clone path; returns its pid, and its pidfd where
+/// pidfds work.
 pub fn spawn(
     req: &SpawnRequest,
     candidates: &[CString],
     actions: &[FdAction],
-) -> Result<libc::pid_t, SpawnError> {
+) -> Result<(libc::pid_t, Option<OwnedFd>), SpawnError> {
     let (err_read, err_write) = pipe_cloexec()?;
     // Keep the error pipe above the descriptors the child sets up (0-2).
     let err_write = if err_write.as_raw_fd() < 3 {
@@ -333,15 +337,23 @@ pub fn spawn(
         err_fd: err_write.as_raw_fd(),
         mask: blocked.0,
     };
+    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+    if pidfd_supported() {
+        flags |= libc::CLONE_PIDFD;
+    }
+    let mut pidfd: c_int = -1;
     // SAFETY: the child runs `child_main` on its own stack with a pointer to `plan`;
     // CLONE_VFORK suspends this thread until the child exec'd or exited, so `plan`, the
-    // arrays it points into and the stack all outlive the child's use of them.
+    // arrays it points into and the stack all outlive the child's use of them. With
+    // CLONE_PIDFD the kernel stores the new (close-on-exec) pidfd, which is created
+    // after the child's copy of the descriptor table, through the parent-tid argument.
     let pid = unsafe {
         libc::clone(
             child_main,
             stack.top(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            flags,
             (&raw const plan).cast_mut().cast(),
+            &raw mut pidfd,
         )
     };
     let clone_error = io::Error::last_os_error();
@@ -351,6 +363,9 @@ pub fn spawn(
     if pid < 0 {
         return Err(SpawnError::Other(clone_error));
     }
+    // SAFETY: with CLONE_PIDFD a successful clone stored a new descriptor that nobody
+    // else owns; without it `pidfd` stayed -1.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let mut msg = [0u8; 5];
     let mut got = 0;
     while got < msg.len() {
@@ -371,12 +386,17 @@ pub fn spawn(
     }
     drop(err_read);
     if got == 0 {
-        return Ok(pid);
+        return Ok((pid, pidfd));
     }
-    // The child failed before exec and has exited: reap it.
-    let mut status = 0;
-    // SAFETY: waitpid on our own child, writing one c_int.
-    let _ = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) }));
+    // The child failed before exec and has exited: reap it (through the pidfd if there
+    // is one: the pid may already have been reaped by someone else and reused).
+    if let Some(fd) = &pidfd {
+        let _ = crate::child::waitid_pidfd(fd, 0);
+    } else {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing one c_int.
+        let _ = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) }));
+    }
     let errno = i32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]);
     let error = io::Error::from_raw_os_error(if got == msg.len() { errno } else { libc::EIO });
     Err(match msg[4] {

@@ -121,9 +121,11 @@ impl ReadPipe {
     ///
     /// Room for `max` bytes is reserved without asking the pipe how much it holds
     /// (`FIONREAD` takes the pipe's lock, and contends with a writer copying in); the
-    /// pages a short read leaves untouched cost address space, not memory.
+    /// pages a short read leaves untouched cost address space, not memory. Room that
+    /// cannot be had is an `OutOfMemory` error (never a panic or an abort).
     pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<Option<usize>> {
-        out.reserve(max);
+        out.try_reserve(max)
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
         let spare = out.spare_capacity_mut();
         // SAFETY: `spare` has room for at least `max` bytes after the reserve above.
         let got = unsafe { read_raw(self.fd.as_fd(), spare.as_mut_ptr().cast(), max) }?;
@@ -256,6 +258,15 @@ mod tests {
         assert_eq!(reader.read_append(&mut out, 100).unwrap(), Some(1));
         assert_eq!(reader.read_append(&mut out, 100).unwrap(), Some(0));
         assert_eq!(out, b"abcdef");
+    }
+
+    #[test]
+    fn read_append_without_room_is_out_of_memory() {
+        let (r, _w) = pipe_cloexec().unwrap();
+        let mut reader = ReadPipe::new(r).unwrap();
+        let mut out = Vec::new();
+        let err = reader.read_append(&mut out, usize::MAX).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
     }
 
     #[test]

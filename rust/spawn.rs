@@ -443,13 +443,24 @@ impl ChildFds {
     }
 }
 
-/// The descriptors open in this process (`/proc/self/fd`), lowest first.
-fn open_fds() -> io::Result<Vec<RawFd>> {
-    let mut fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+/// The descriptors above 2 and below `below` that may be open in this process, lowest
+/// first: those listed in `/proc/self/fd`, or where /proc is not mounted (containers
+/// and sandboxes hide it) every number in the range, for the caller to ask each one
+/// (`subprocess` does the same without /proc).
+fn candidate_fds(below: RawFd) -> Vec<RawFd> {
+    candidate_fds_listed_in("/proc/self/fd", below)
+}
+
+fn candidate_fds_listed_in(listing: &str, below: RawFd) -> Vec<RawFd> {
+    let Ok(dir) = std::fs::read_dir(listing) else {
+        return (3..below).collect();
+    };
+    let mut fds: Vec<RawFd> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd < below)
         .collect();
     fds.sort_unstable();
-    Ok(fds)
+    fds
 }
 
 fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<()> {
@@ -466,8 +477,8 @@ fn plan_close_fds(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<()> {
     };
     // closefrom cannot skip the passed descriptors, so inheritable descriptors between
     // them are closed one by one; close-on-exec ones vanish at exec anyway.
-    for fd in open_fds()? {
-        if fd > 2 && fd < highest && keep.binary_search(&fd).is_err() {
+    for fd in candidate_fds(highest) {
+        if keep.binary_search(&fd).is_err() {
             if let Ok(flags) = fd_flags(fd) {
                 if flags & libc::FD_CLOEXEC == 0 {
                     fds.actions.push(FdAction::Close(fd));
@@ -583,18 +594,25 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
     // posix_spawn cannot set a umask or change credentials, and when joining a process
     // group fails it reports the errno as if the exec had failed (EPERM, EACCES): the
     // clone path reports which step failed, as `subprocess` does.
-    let pid = if req.credentials.is_empty() && req.process_group.is_none() {
+    let (pid, pidfd) = if req.credentials.is_empty() && req.process_group.is_none() {
         let mut actions =
             FileActions::from_plan(&fds.actions, req.cwd.as_deref(), Features::get())?;
         let mut attr = SpawnAttr::new()?;
         attr.configure(req)?;
-        spawn_first(req, candidates, &mut actions, &mut attr)?
+        // No pidfd from posix_spawn: `Child::watch` opens one, and takes a child that
+        // someone else reaped meanwhile for what it is (it ran; its status is lost).
+        // glibc 2.39's pidfd_spawn would give it atomically, but the pid must then be
+        // read back from the pidfd, which fails (ESRCH) in exactly that case.
+        (spawn_first(req, candidates, &mut actions, &mut attr)?, None)
     } else {
         crate::clone_spawn::spawn(req, candidates, &fds.actions)?
     };
     // The child's ends of the pipes close here, in the parent.
     drop(fds);
-    let child = Child::watch(pid)?;
+    let child = match pidfd {
+        Some(fd) => Child::from_pidfd(pid, fd),
+        None => Child::watch(pid)?,
+    };
     Ok(Spawned {
         child,
         stdin: stdin.map(WritePipe::new).transpose()?,
@@ -711,6 +729,19 @@ pub(crate) mod tests {
         req.close_fds = false;
         req.pass_fds.clear();
         assert_eq!(run(&req), (0, b"open\nopen\n".to_vec()));
+    }
+
+    #[test]
+    fn without_proc_every_number_below_the_highest_passed_is_a_candidate() {
+        let (r, _w) = pipe_cloexec().unwrap();
+        let fd = r.as_raw_fd();
+        let listed = candidate_fds_listed_in("/proc/self/fd", fd + 1);
+        assert!(listed.contains(&fd) && listed.iter().all(|&n| n > 2 && n <= fd));
+        let all: Vec<RawFd> = (3..=fd).collect();
+        assert_eq!(
+            candidate_fds_listed_in("/no/such/proc/self/fd", fd + 1),
+            all
+        );
     }
 
     #[test]

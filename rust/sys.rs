@@ -37,6 +37,23 @@ pub fn retry_eintr<T, F: FnMut() -> io::Result<T>>(mut f: F) -> io::Result<T> {
     }
 }
 
+/// `waitid(idtype, id, &info, flags)`, EINTR retried: the child's `siginfo_t`, or
+/// `Ok(None)` when `WNOHANG` found no child in a waitable state (the kernel then leaves
+/// `si_pid` at the zero it was given).
+pub fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    flags: libc::c_int,
+) -> io::Result<Option<libc::siginfo_t>> {
+    // SAFETY: siginfo_t is plain data, for which all-zero bytes are a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes one siginfo_t through the pointer we pass.
+    retry_eintr(|| cvt(unsafe { libc::waitid(idtype, id, &raw mut info, flags) }))?;
+    // SAFETY: waitid filled the SIGCHLD fields, or left the zeroed ones.
+    let pid = unsafe { info.si_pid() };
+    Ok((pid != 0).then_some(info))
+}
+
 /// `F_GETFD`: the descriptor flags, or EBADF when `fd` is not open.
 pub fn fd_flags(fd: RawFd) -> io::Result<libc::c_int> {
     // SAFETY: F_GETFD only reads the descriptor table; an invalid fd yields EBADF.

@@ -9,13 +9,20 @@ pidfd.
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
+import sys
 from typing import Any, Optional
 
 from . import _core
 
 __all__ = ["ChildProcess"]
+
+# Popen.wait(timeout=nan): before 3.15 its deadline arithmetic never expires, so it waits
+# for the exit; 3.15 waits on a pidfd with poll(), which refuses NaN (ValueError, as the
+# core does).
+_NAN_TIMEOUT_WAITS = sys.version_info < (3, 15)
 
 
 class ChildProcess:
@@ -48,6 +55,8 @@ class ChildProcess:
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Blocks until the child exits; ``subprocess.TimeoutExpired`` after ``timeout``."""
+        if _NAN_TIMEOUT_WAITS and isinstance(timeout, float) and math.isnan(timeout):
+            timeout = None
         try:
             code = self._child.wait(timeout)
         except ChildProcessError:

@@ -25,28 +25,40 @@ __version__: str
 
 @final
 class Child:
-    """A child process. Dropped unreaped, it is reaped by the core's reaper thread."""
+    """A child process. Dropped unreaped, it is reaped by the core's reaper thread.
+
+    Where pidfds work, the pidfd is its identity: the exit status is read and signals
+    are sent through it. A child whose status something else collected (SIGCHLD
+    ignored, a ``waitpid(-1)`` elsewhere) is *lost*: it ran, but its status is gone."""
 
     @property
     def pid(self) -> int: ...
     @property
     def returncode(self) -> Optional[int]:
-        """The exit code, ``-signal`` if a signal ended it, or None while unreaped."""
+        """The exit code, ``-signal`` if a signal ended it, or None while unreaped (and
+        for a lost child)."""
     @property
     def exit_fd(self) -> Optional[int]:
-        """The descriptor that becomes readable when the child exits (a pidfd, or the
-        fallback reaper's pipe); None once closed with :meth:`close_exit_fd`."""
+        """The descriptor that becomes readable when the child exits (a pidfd, the
+        fallback reaper's pipe, or for a child lost at spawn one that is readable at
+        once); None after :meth:`close_exit_fd`."""
     def try_wait(self) -> Optional[int]:
         """Reaps the child if it exited and returns the returncode; None if it runs.
 
-        Raises ChildProcessError if something else in this process reaped it."""
+        Raises ChildProcessError (every time) if its status was collected by something
+        else: asyncio then reports returncode 255."""
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
-        """Blocks (without the GIL) until exit or ``timeout`` seconds; like try_wait."""
+        """Blocks (without the GIL) until exit or ``timeout`` seconds; like try_wait.
+
+        A timeout of 0 or less polls once; one too large for a deadline (inf, 1e300)
+        means none; NaN raises ValueError."""
     def send_signal(self, signal: int) -> bool:
         """Sends ``signal`` through the pidfd; False (and nothing sent) if the child is
-        already gone. Never reaches a process that recycled the pid."""
+        already gone or lost. Never reaches a process that recycled the pid."""
     def close_exit_fd(self) -> None:
-        """Closes :attr:`exit_fd`; call after the loop stopped watching it."""
+        """Gives up :attr:`exit_fd`; call after the loop stopped watching it. The
+        descriptor is closed once the child is reaped (a pidfd stays its identity
+        until then)."""
 
 @final
 class ReadPipe:
@@ -221,7 +233,10 @@ def spawn(
     embedded NUL byte; nothing is leaked on any error."""
 
 def watch(pid: int) -> Child:
-    """Watches ``pid``, an unreaped child this process started some other way."""
+    """Watches ``pid``, an unreaped child this process started some other way.
+
+    A pid that is not (or no longer) an unreaped child of ours gives a lost child, never
+    signalled; ``pid <= 0`` raises OSError(EINVAL)."""
 
 def features() -> tuple[bool, bool, bool]:
     """``(cwd, close_fds, pidfd)``: whether this system lets the core honour ``cwd``

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -35,6 +36,16 @@ __all__ = ["SubprocessTransport"]
 
 # asyncio's own logger, so fastspawn's messages are configured with asyncio's.
 logger = logging.getLogger("asyncio")
+
+# asyncio's warning for a child whose exit status someone else collected (SIGCHLD
+# ignored, a waitpid(-1) elsewhere). 3.12+ watch children through pidfds where they work
+# (PidfdChildWatcher) and word it differently from the thread-per-child watcher that 3.11,
+# and later versions without pidfds, use (asyncio/unix_events.py).
+_LOST_STATUS_WARNING = (
+    "child process pid %d exit status already read:  will report returncode 255"
+    if sys.version_info >= (3, 12) and _core.features()[2]
+    else "Unknown child process pid %d, will report returncode 255"
+)
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -248,8 +259,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         try:
             returncode = self._child.try_wait()
         except ChildProcessError:
-            # Something else reaped it (a waitpid(-1) elsewhere); asyncio reports 255.
-            logger.warning("Unknown child process pid %d, will report returncode 255", self._pid)
+            # Something else collected its status; asyncio reports 255.
+            logger.warning(_LOST_STATUS_WARNING, self._pid)
             returncode = 255
         if returncode is None:
             return

@@ -28,6 +28,7 @@ pub(crate) const SMALL_READ: usize = 4096;
 pub(crate) fn os_error(e: &io::Error) -> PyErr {
     match e.raw_os_error() {
         Some(errno) => PyOSError::new_err((errno, strerror(errno))),
+        None if e.kind() == io::ErrorKind::OutOfMemory => PyMemoryError::new_err(()),
         None => PyOSError::new_err(e.to_string()),
     }
 }

@@ -73,9 +73,20 @@ impl PyChild {
     }
 
     /// Blocks (without the GIL) until exit or `timeout` seconds; the returncode or None.
+    ///
+    /// A timeout of 0 or less polls once; one too large for a deadline (inf, 1e300)
+    /// waits without one; NaN is refused (3.15's `Popen.wait` refuses it too, earlier
+    /// ones wait: the caller decides).
     #[pyo3(signature = (timeout=None))]
     fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
-        let timeout = timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+        let timeout = match timeout {
+            None => None,
+            Some(t) if t.is_nan() => {
+                return Err(PyValueError::new_err("Invalid value NaN (not a number)"));
+            }
+            // Too large (or infinite): no deadline at all.
+            Some(t) => std::time::Duration::try_from_secs_f64(t.max(0.0)).ok(),
+        };
         let child = &mut self.0;
         py.detach(|| child.wait(timeout)).map_err(|e| os_error(&e))
     }

@@ -103,6 +103,13 @@ mod am_send {
         value: *mut ffi::PyObject,
     }
 
+    /// The instance size, as `PyType_Spec` takes it (checked to fit when compiled).
+    const BASICSIZE: c_int = {
+        let size = std::mem::size_of::<ReadyObject>();
+        assert!(size <= c_int::MAX as usize);
+        size as c_int
+    };
+
     /// Takes the result out of `obj`: an owned reference (None if already taken).
     ///
     /// # Safety
@@ -206,8 +213,7 @@ mod am_send {
             ];
             let mut spec = ffi::PyType_Spec {
                 name: c"fastspawn._core.Ready".as_ptr(),
-                basicsize: c_int::try_from(std::mem::size_of::<ReadyObject>())
-                    .expect("small struct"),
+                basicsize: BASICSIZE,
                 itemsize: 0,
                 flags: ffi::Py_TPFLAGS_DEFAULT as _,
                 slots: slots.as_mut_ptr(),

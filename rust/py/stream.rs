@@ -63,7 +63,7 @@ impl StreamBuffer {
         let Some(end) = self.queue.find(b"\n", 0).map(|i| i + 1) else {
             return Ok(None);
         };
-        if end > limit + 1 {
+        if end > limit.saturating_add(1) {
             return Ok(None);
         }
         let queue = self.resizable()?;
@@ -143,7 +143,8 @@ impl StreamBuffer {
     ) -> PyResult<()> {
         let this = slf.try_borrow()?;
         let data = this.queue.as_slice();
-        let len = ffi::Py_ssize_t::try_from(data.len()).expect("a Vec's length fits");
+        // A Vec's length never exceeds isize::MAX.
+        let len = ffi::Py_ssize_t::try_from(data.len()).map_err(|_| PyBufferError::new_err(()))?;
         // SAFETY: `view` is valid (our caller's promise). The bytes stay in place while
         // the view lives: `obj` keeps the buffer alive, and every operation that would
         // move or resize them goes through `resizable`, which refuses while `exports`
@@ -372,7 +373,7 @@ impl StreamBuffer {
         let mut lines = Vec::with_capacity(ends.len());
         let mut start = 0;
         for end in ends {
-            if end - start > limit + 1 {
+            if end - start > limit.saturating_add(1) {
                 break;
             }
             lines.push(PyBytes::new(py, &data[start..end]));
