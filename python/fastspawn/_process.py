@@ -21,6 +21,7 @@ import asyncio
 import functools
 from typing import Any, Callable, Coroutine, Optional, Union
 
+from ._lifecycle import LifecycleProcess
 from ._private import FAST_STREAMS
 from ._private.hooks import read_stream, transport_of
 from ._transport import SubprocessTransport
@@ -49,8 +50,10 @@ async def _collect(proc: asyncio.subprocess.Process, fd: int) -> Any:
     return (output, None) if fd == 1 else (None, output)
 
 
-class Process(asyncio.subprocess.Process):
-    """``asyncio.subprocess.Process``, with the same API and results."""
+class Process(LifecycleProcess):
+    """``asyncio.subprocess.Process``, with the same API and results, and more:
+    ``async with proc:`` ends the child and its descendants, ``kill_tree()``,
+    ``terminate_tree()``, ``send_signal_tree()``, ``aclose()`` (``_lifecycle``)."""
 
     # Typed as typeshed types asyncio's (which says bytes where None is returned too).
     async def communicate(self, input: _Input = None) -> tuple[bytes, bytes]:
