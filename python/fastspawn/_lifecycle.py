@@ -6,6 +6,8 @@
   grace period, SIGKILL), reap it, close the pipes; shielded from cancellation.
 * ``send_signal_tree``/``terminate_tree``/``kill_tree``: the child and its descendants
   (``_tree``).
+* ``communicate(input=None, timeout=None)``: ``subprocess.TimeoutExpired`` with the output
+  so far, and nothing lost to a timeout or a cancellation (``_communicate``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from types import TracebackType
 from typing import Any, Generic, Optional, Self, TypeVar
 
 from ._child import ChildProcess
+from ._communicate import Communication, Input, Output, one_stream
+from ._private import FAST_STREAMS
+from ._private.hooks import read_stream
 from ._tree import ProcessTree
 
 __all__ = ["DEFAULT_GRACE", "LifecycleProcess"]
@@ -30,7 +35,8 @@ KILL_WAIT = 5.0
 
 
 class LifecycleProcess(asyncio.subprocess.Process):
-    """``asyncio.subprocess.Process`` with an async context manager and tree signals."""
+    """``asyncio.subprocess.Process`` with an async context manager, tree signals and a
+    ``communicate()`` that takes a timeout."""
 
     grace: float = DEFAULT_GRACE
     """Seconds between SIGTERM and SIGKILL when ``async with proc:`` ends the process
@@ -40,8 +46,45 @@ class LifecycleProcess(asyncio.subprocess.Process):
         super().__init__(transport, protocol, loop)
         self._fs_transport = transport
         self._fs_tree: Optional[ProcessTree] = None
+        self._fs_comm: Optional[Communication] = None
         self._fs_ending: Optional[asyncio.Future[Optional[int]]] = None
         self._fs_hurry = asyncio.Event()
+
+    @property
+    def _fs_args(self) -> Any:
+        return getattr(self._fs_transport.get_extra_info("subprocess"), "args", None)
+
+    # -- communicate ----------------------------------------------------------------------
+
+    async def communicate(self, input: Input = None, timeout: Optional[float] = None) -> tuple[bytes, bytes]:
+        """As asyncio's, plus ``timeout`` (seconds): on expiry ``subprocess.TimeoutExpired``
+        is raised with ``output``/``stderr`` holding everything read so far, and the child
+        keeps running. A later call continues where a timed-out or cancelled one stopped
+        and returns all the output; input is sent once, on the first call, so passing
+        ``input`` again then raises ``ValueError``."""
+        comm = self._fs_comm
+        if comm is not None:
+            if input:
+                raise ValueError("Cannot send input after starting communication")
+        elif timeout is None and FAST_STREAMS and (fd := one_stream(self, input)):
+            return await self._communicate_one(fd)  # type: ignore[return-value]
+        else:
+            comm = self._fs_comm = Communication(self, input)
+        output = await comm.run(timeout, self._fs_args)
+        self._fs_comm = None
+        return output  # type: ignore[return-value]
+
+    async def _communicate_one(self, fd: int) -> Output:
+        # The one stream straight from asyncio's own reader coroutine (fastspawn's reader
+        # puts its data back if cancelled), then the wait, without asyncio's three tasks.
+        output = await read_stream(self, fd)
+        try:
+            await self.wait()
+        except BaseException:
+            # Cancelled after the output was read: the next call returns it.
+            self._fs_comm = Communication.finished(self, fd, output)
+            raise
+        return (output, None) if fd == 1 else (None, output)
 
     # -- the tree ---------------------------------------------------------------------------
 
