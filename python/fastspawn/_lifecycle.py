@@ -145,6 +145,10 @@ class LifecycleProcess(asyncio.subprocess.Process):
         cancellation; further cancellations meanwhile change nothing."""
         grace = self.grace if grace is None else grace
         ending = self._fs_ending
+        if ending is None and not self._running() and not (self._fs_tree is not None and self._fs_tree.pinned):
+            # Reaped, nothing pinned: only the pipes to close (no task, nothing to shield).
+            self._fs_transport.close()
+            return await self.wait()
         if ending is None or ending.done():
             # One ending at a time: a second aclose() joins the one under way.
             self._fs_hurry = asyncio.Event()
