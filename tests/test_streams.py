@@ -90,6 +90,11 @@ def test_async_for_lines(chunks: list[bytes], limit: int, fail_after: Optional[i
 def test_iter_lines_is_async_for_in_batches(chunks: list[bytes], limit: int, fail_after: Optional[int]) -> None:
     stock = run(asyncio.StreamReader, chunks, limit, async_for, fail_after)
     ours = run(FastReader, chunks, limit, batched, fail_after)
+    if stock[1] is not None and stock[1][0] == "ValueError":
+        # A line over the limit: async for raises; iter_lines hands it out whole
+        # (tests/test_long_lines.py).
+        assert ours[1] is None or ours[1] == ("RuntimeError", "boom")
+        return
     assert ours == stock
 
 
