@@ -12,6 +12,7 @@ before fastspawn is imported). The rest compare the fallback with the native API
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -51,8 +52,8 @@ sys.meta_path.insert(0, NoCore())
 
 @no_core
 def test_the_core_is_absent() -> None:
-    with pytest.raises(ImportError):
-        import fastspawn._core
+    with pytest.raises(ImportError, match=re.escape("No module named 'fastspawn._core'")):
+        importlib.import_module("fastspawn._core")
     if EXPECT_NO_CORE == "pure":
         # The real thing: the installed package has no extension module at all.
         assert importlib.util.find_spec("fastspawn._core") is None
