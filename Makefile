@@ -12,7 +12,7 @@ PY315 := .pythons/3.15/usr/bin/python3.15
 # build check only (no free-threaded interpreter can be had on these machines).
 PYO3_314T := target/pyo3-3.14t.cfg
 
-.PHONY: pythons dev dist install bench benches test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t clean
+.PHONY: pythons dev dist install bench benches test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure clean
 
 # CPython 3.14 and 3.15 from Debian's packages into .pythons/ (see tools/get-pythons.sh).
 pythons:
@@ -71,6 +71,8 @@ lint: install
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	cd python && ../$(VENV)/bin/mypy --strict -p fastspawn
+	# The pure-Python fallback as on the platforms it is for (checked above only for Linux).
+	cd python && for platform in win32 darwin; do ../$(VENV)/bin/mypy --strict --platform $$platform -m fastspawn._fallback; done
 	# From the top level, so the installed package (with its compiled _core) is checked.
 	$(PY) -m mypy.stubtest fastspawn._core
 
@@ -106,7 +108,18 @@ test-abi3t: install
 	$(VENV)-3.15-abi3t/bin/python -c 'import fastspawn._core as c, sys; assert ".abi3t" in c.__file__, c.__file__'
 	$(VENV)-3.15-abi3t/bin/python -m pytest -p no:cacheprovider -q tests --ignore=tests/test_stdlib_conformance.py
 
-test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t
+# The pure-Python fallback wheel (py3-none-any: the abi3 wheel without its core, what pip
+# installs where no platform wheel fits: macOS, Windows, musl, other CPUs) in a venv of
+# its own: fastspawn imports and works as asyncio's own spawner (tests/test_fallback.py).
+test-pure: install
+	$(PY) -m pip install -q wheel
+	rm -rf $(DIST)/pure
+	PYTHON=$(PY) bash tools/pure-wheel.sh "$$(ls $(DIST)/abi3/*.whl)" $(DIST)/pure
+	$(PYTHON) -m venv --clear $(VENV)-pure
+	$(VENV)-pure/bin/python -m pip install -q $(DIST)/pure/*.whl pytest pytest-timeout anyio hypothesis
+	FASTSPAWN_EXPECT_NO_CORE=pure $(VENV)-pure/bin/python -m pytest -p no:cacheprovider -q -rs tests/test_fallback.py
+
+test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure
 
 clean:
 	rm -rf $(VENV) $(VENV)-* target $(DIST)

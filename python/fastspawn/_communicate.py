@@ -25,7 +25,10 @@ from collections.abc import Coroutine, Iterable
 from typing import Any, Optional, Union
 
 from ._private import FAST_STREAMS
-from ._private import streams as _fast
+
+if FAST_STREAMS:
+    # Only here: it needs the core, which the pure-Python fallback lacks (``_load``).
+    from ._private import streams as _fast
 
 __all__ = ["Communication", "one_stream"]
 

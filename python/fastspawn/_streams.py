@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Optional
 
 from ._private import FAST_STREAMS
-from ._private import streams as _fast
+
+if FAST_STREAMS:
+    # Only here: it needs the core, which the pure-Python fallback lacks (``_load``).
+    from ._private import streams as _fast
 
 __all__ = ["StreamReader", "SubprocessStreamProtocol", "iter_lines"]
 
@@ -53,7 +56,8 @@ async def iter_lines(stream: asyncio.StreamReader, max_line: Optional[int] = Non
     taken from the stream (the iterator is finished then anyway)."""
     if max_line is not None and max_line < 1:
         raise ValueError("max_line must be None or at least 1")
-    take = stream.take_lines if isinstance(stream, _fast.StreamReader) else None
+    # fastspawn's readers exist only where FAST_STREAMS (and _fast is imported only then).
+    take = stream.take_lines if FAST_STREAMS and isinstance(stream, _fast.StreamReader) else None
     # The start of a line longer than the stream's limit, not handed out yet.
     partial = bytearray()
     while True:

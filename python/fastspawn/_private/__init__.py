@@ -28,6 +28,8 @@ import sys
 from types import MappingProxyType
 from typing import Mapping
 
+from .._load import CORE_LOADED
+
 __all__ = ["FAST_STREAMS", "PYTHON_VERIFIED", "VERIFIED", "fast_streams_allowed"]
 
 # The CPython minor versions whose private internals, as used by the speed layer, were
@@ -56,5 +58,6 @@ def fast_streams_allowed(version: tuple[int, int], environ: Mapping[str, str]) -
 
 
 PYTHON_VERIFIED = sys.version_info[:2] in VERIFIED
-# Decided once, at import: a process never mixes the two kinds of reader.
-FAST_STREAMS = fast_streams_allowed(sys.version_info[:2], os.environ)
+# Decided once, at import: a process never mixes the two kinds of reader. Never without
+# the core (the pure-Python fallback): the fast reader's buffer is in Rust.
+FAST_STREAMS = CORE_LOADED and fast_streams_allowed(sys.version_info[:2], os.environ)
