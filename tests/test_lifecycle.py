@@ -267,3 +267,30 @@ def test_core_read_pipe_reads_report_nothing_data_and_eof() -> None:
     assert pipe.closed
     with pytest.raises(ValueError, match="closed pipe"):
         pipe.read_at_most(1)
+
+
+def test_popen_view_waits_after_close_on_a_closed_loop(impl: Impl) -> None:
+    """``get_extra_info("subprocess").wait()`` without a timeout blocks until the exit and
+    reaps, even when the transport is closed after its loop (fastspawn raised
+    TimeoutExpired there, and the child stayed a zombie)."""
+    if not impl.is_fastspawn and sys.version_info < (3, 12):
+        pytest.skip("3.11's ThreadedChildWatcher reaps the child first: its Popen.wait() then says 0")
+    loop = impl.factory()
+
+    async def spawn() -> asyncio.SubprocessTransport:
+        transport, _ = await loop.subprocess_exec(
+            asyncio.SubprocessProtocol, "sleep", "30", stdin=None, stdout=None, stderr=None
+        )
+        return transport
+
+    try:
+        transport = loop.run_until_complete(spawn())
+    finally:
+        loop.close()
+    popen = transport.get_extra_info("subprocess")
+    pid = popen.pid
+    transport.close()  # kills the child
+    assert popen.wait() == -signal.SIGKILL
+    assert popen.returncode == -signal.SIGKILL
+    assert popen.poll() == -signal.SIGKILL
+    assert pid not in zombie_children()

@@ -209,8 +209,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             proc.kill()
         loop = self._loop
         if loop is None or loop.is_closed():
-            # Nobody will watch the exit fd any more; the core's reaper takes over.
-            self._forget_child()
+            # Nobody will watch the exit fd on the loop any more. The fd stays open while
+            # the child is unreaped: ChildProcess.wait() blocks on it (closed, the core
+            # could only answer "not yet", and wait() raised TimeoutExpired without a
+            # timeout); the core's reaper takes the child over once the handle is dropped.
+            self._forget_child(keep_exit_fd=self._child.returncode is None)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not self._closed:
@@ -234,13 +237,14 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     # -- internals ---------------------------------------------------------------------
 
-    def _forget_child(self) -> None:
-        """Stops watching the exit fd and closes it; an unreaped child is then reaped by
-        the core's reaper once the handle is dropped."""
+    def _forget_child(self, keep_exit_fd: bool = False) -> None:
+        """Stops watching the exit fd and closes it (unless ``keep_exit_fd``); an
+        unreaped child is then reaped by the core's reaper once the handle is dropped."""
         if self._exit_fd is not None:
             self._watcher.remove_reader(self._exit_fd)
         self._exit_fd = None
-        self._child.close_exit_fd()
+        if not keep_exit_fd:
+            self._child.close_exit_fd()
 
     def _exit_ready(self) -> None:
         if self._returncode is not None:
