@@ -294,3 +294,31 @@ def test_popen_view_waits_after_close_on_a_closed_loop(impl: Impl) -> None:
     assert popen.returncode == -signal.SIGKILL
     assert popen.poll() == -signal.SIGKILL
     assert pid not in zombie_children()
+
+
+@pytest.mark.parametrize("kind", ["wait", "pipes", "failed", "killed"])
+def test_no_descriptor_outlives_the_children_on_a_loop_that_stays_open(impl: Impl, kind: str) -> None:
+    """Once every child exited and its pipes closed, the loop holds no descriptor of the
+    spawner's (fastspawn kept its epoll open until loop.close(); suites that count
+    descriptors around each test on a shared loop failed)."""
+
+    async def main() -> None:
+        before = open_fds()
+        for _ in range(3):
+            if kind == "wait":
+                proc = await asyncio.create_subprocess_exec("true")
+                assert await proc.wait() == 0
+            elif kind == "pipes":
+                proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE, stderr=PIPE)
+                assert await proc.communicate(b"hi") == (b"hi", b"")
+            elif kind == "failed":
+                with pytest.raises(FileNotFoundError):
+                    await asyncio.create_subprocess_exec("no-such-program-xyz", stdout=PIPE)
+            else:
+                proc = await asyncio.create_subprocess_exec("sleep", "30", stdout=PIPE)
+                proc.kill()
+                await proc.communicate()
+            await asyncio.sleep(0)
+            assert open_fds() == before
+
+    impl.run(main())
