@@ -340,6 +340,17 @@ _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
 _USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
 
 
+def _lacks_libc_support(options: _Options) -> bool:
+    """Whether this libc lacks the posix_spawn extension an option needs and the spawn
+    would not take the core's clone path (which does these itself), so Popen must spawn.
+    Judged on the raw options, before anything that could raise (see ``plan_native``
+    for the rest)."""
+    if (options.cwd is None or _CAN_CHDIR) and (not options.close_fds or _CAN_CLOSE_FDS):
+        return False
+    clone_options = (options.groups, options.gid, options.uid, options.process_group)
+    return options.umask == -1 and all(option is None for option in clone_options)
+
+
 def plan_native(
     args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
 ) -> Optional[NativeSpawn]:
@@ -373,6 +384,13 @@ def plan_native(
     stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
+    if _lacks_libc_support(options):
+        # Decided before the audit event below, which Popen raises itself.
+        return None
+    # PEP 578: the event Popen raises before every spawn, with its values (args as
+    # normalised above, cwd and env as given), before anything is converted or created,
+    # so a hook that raises stops the spawn with nothing to clean up.
+    sys.audit("subprocess.Popen", executable, args, cwd, env)
     # In Popen's order: the choice of path, the environment list, fork_exec's conversions.
     shortcut = options is not _NO_OPTIONS and _takes_posix_spawn_shortcut(options, executable, stdio)
     env_list = None if env is None else _env_list(env)
@@ -389,8 +407,9 @@ def plan_native(
     clone_path = fork_exec.umask is not None or options.groups is not None or options.gid is not None
     clone_path = clone_path or options.uid is not None or fork_exec.process_group is not None
     if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (options.close_fds and not _CAN_CLOSE_FDS)):
-        # This libc lacks the posix_spawn extension the option needs (the clone path
-        # does these itself).
+        # What _lacks_libc_support could not tell from the raw options: a umask or
+        # process group that asks for nothing (negative). Popen spawns it, and raises its
+        # audit event a second time (only here, only on such a libc).
         return None
     return NativeSpawn(
         program,
