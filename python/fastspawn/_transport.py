@@ -29,6 +29,7 @@ from . import _core
 from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
 from ._private import streams as _fast
+from ._private.hooks import describe_callback
 from ._watcher import watcher_for
 
 __all__ = ["SubprocessTransport"]
@@ -121,7 +122,17 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         transport meanwhile: the child must still be reaped and ``wait()`` answered."""
         loop, protocol, child = self._loop, self._protocol, self._child
         assert loop is not None and protocol is not None
-        protocol.connection_made(self)
+        try:
+            protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # asyncio calls connection_made from the loop (call_soon), so an exception in
+            # it goes to the loop's exception handler and the spawn stands (e.g. a
+            # StreamReader refusing limit="x": the process runs, its output is dropped).
+            handle = asyncio.Handle(protocol.connection_made, (self,), loop)
+            message = f"Exception in callback {describe_callback(protocol.connection_made, (self,))}"
+            loop.call_exception_handler({"message": message, "exception": exc, "handle": handle})
         exit_fd = child.exit_fd
         assert exit_fd is not None
         self._exit_fd = exit_fd
