@@ -105,8 +105,10 @@ class FdWatcher:
         if loop is None or loop.is_closed():
             return
         self._release_pending = True
-        # In an empty context, as the reader: nothing of the caller's is kept alive.
-        loop.call_soon(self._release_if_idle, context=_EMPTY_CONTEXT)
+        # In an empty context, as the reader: nothing of the caller's is kept alive. A new
+        # one each time: a context can be entered by one thread at a time, and loops in
+        # other threads may run their watchers' callbacks at the same moment.
+        loop.call_soon(self._release_if_idle, context=contextvars.Context())
 
     def _release_if_idle(self) -> None:
         self._release_pending = False
@@ -262,9 +264,6 @@ class FdWatcher:
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[FdWatcher]] = weakref.WeakKeyDictionary()
-
-
-_EMPTY_CONTEXT = contextvars.Context()
 
 
 def _reader_dropped(watcher_ref: weakref.ref[FdWatcher], epoll: select.epoll) -> None:
