@@ -133,6 +133,14 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         # the data to it (set by the subprocess transport; see _sink).
         self.sink: Optional[PipeSink] = None
 
+    def _release(self) -> None:
+        super()._release()
+        # The reader refers to this transport as its pipe source, so keeping it as the
+        # sink would make a reference cycle: every pipe transport and reader (with its
+        # buffer in the core) would wait for the garbage collector instead of going
+        # with their last reference, as asyncio's do.
+        self.sink = None
+
     def start(self) -> None:
         """Begins reading; called once the protocols are connected."""
         if not self._closing and not self._paused:
