@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sys
+from asyncio.subprocess import PIPE
 from typing import Any, Callable, Optional
 
 import pytest
 
-from conftest import IMPLS, open_fds, zombie_children
+from conftest import IMPLS, Impl, open_fds, zombie_children
 
 Call = Callable[[], Any]
 
@@ -43,6 +44,33 @@ def exec_(*args: Any, **kwargs: Any) -> Callable[[], Any]:
 def shell(cmd: Any, **kwargs: Any) -> Callable[[], Any]:
     return lambda: asyncio.create_subprocess_shell(cmd, **kwargs)
 
+
+class KeysRaise(dict[str, str]):
+    def keys(self) -> Any:
+        raise RuntimeError("no keys")
+
+
+class KeysNotIterable(dict[str, str]):
+    def keys(self) -> Any:
+        return 5
+
+
+class ValuesShort(dict[str, str]):
+    def values(self) -> Any:
+        return []
+
+
+class NoLen:
+    def keys(self) -> list[str]:
+        return ["A"]
+
+    def __getitem__(self, key: str) -> str:
+        return "1"
+
+
+# Popen's os.posix_spawn path: a program path with a slash, nothing to close (close_fds=False;
+# from 3.13 also the default) and no option fork_exec would need.
+POSIX_SPAWN_PATH = {"close_fds": False}
 
 CASES: dict[str, Callable[[], Any]] = {
     "missing program": exec_("definitely-not-a-program"),
@@ -125,7 +153,30 @@ CASES: dict[str, Callable[[], Any]] = {
     "stdout=STDOUT, float pipesize": exec_("true", stdout=asyncio.subprocess.STDOUT, pipesize=1.5),
     "stdin=STDOUT, missing program": exec_("no-such-program-xyz", stdin=asyncio.subprocess.STDOUT),
     "stdin=STDOUT, NUL in argument": exec_("echo", "a\0b", stdin=asyncio.subprocess.STDOUT),
+    # Each argument is refused for a NUL byte as it is converted, before the next one.
+    "NUL in argument, then an int": exec_("echo", "a\0b", 7),
+    "NUL in program, then an int argument": exec_("tr\0ue", 7),
+    "NUL in argument, int env value": exec_("echo", "\0", env={"A": 1}),
+    "env not a mapping": exec_("true", env=5),
+    # os.posix_spawn reads env as a mapping (len, keys(), values()) and words some errors its way.
+    "NUL in program, posix_spawn path": exec_("/bin/tr\0ue", **POSIX_SPAWN_PATH),
+    "NUL in bytes program, posix_spawn path": exec_(b"/bin/tr\0ue", **POSIX_SPAWN_PATH),
+    "NUL in program, int argument, posix_spawn path": exec_("/bin/tr\0ue", 7, **POSIX_SPAWN_PATH),
+    "NUL in argument, then an int, posix_spawn path": exec_("/bin/echo", "a\0b", 7, **POSIX_SPAWN_PATH),
+    "empty argv[0], posix_spawn path": exec_("", executable="/bin/true", **POSIX_SPAWN_PATH),
+    "empty env name, posix_spawn path": exec_("/bin/true", env={"": "x"}, **POSIX_SPAWN_PATH),
+    "empty env name": exec_("/bin/true", env={"": "x"}),
+    "leading = in env name, posix_spawn path": exec_("/bin/true", env={"=x": "1"}, **POSIX_SPAWN_PATH),
+    "env keys() raises, posix_spawn path": exec_("/bin/true", env=KeysRaise(A="1"), **POSIX_SPAWN_PATH),
+    "env keys() not iterable, posix_spawn path": exec_("/bin/true", env=KeysNotIterable(A="1"), **POSIX_SPAWN_PATH),
+    "env values() too short, posix_spawn path": exec_("/bin/true", env=ValuesShort(A="1"), **POSIX_SPAWN_PATH),
+    "env without len(), posix_spawn path": exec_("/bin/true", env=NoLen(), **POSIX_SPAWN_PATH),
+    "env a list, posix_spawn path": exec_("/bin/true", env=[("A", "1")], **POSIX_SPAWN_PATH),
+    "env not a mapping, posix_spawn path": exec_("/bin/true", env=5, **POSIX_SPAWN_PATH),
+    "int env value, posix_spawn path": exec_("/bin/true", env={"A": 1}, **POSIX_SPAWN_PATH),
 }
+
+ALL_VERSIONS = {(3, 11), (3, 12), (3, 13), (3, 14), (3, 15)}
 
 
 # Cases some Python versions accept: from 3.12, restore_signals and start_new_session
@@ -135,6 +186,10 @@ ACCEPTED_BY = {
     "process_group 2**40": {(3, 12)},
     "restore_signals None": {(3, 12), (3, 13), (3, 14), (3, 15)},
     "start_new_session str": {(3, 12), (3, 13), (3, 14), (3, 15)},
+    # Before 3.13 the default close_fds=True keeps Popen off its posix_spawn path, and
+    # fork_exec takes an empty name; os.posix_spawn takes a leading "=".
+    "empty env name": {(3, 11), (3, 12)},
+    "leading = in env name, posix_spawn path": ALL_VERSIONS,
 }
 
 
@@ -185,3 +240,26 @@ SHORTCUT_CASES: dict[str, dict[str, Any]] = {
 def test_same_outcome_as_asyncio_on_popens_posix_spawn_path(case: str, close_fds: bool) -> None:
     make = exec_("/bin/true", close_fds=close_fds, **SHORTCUT_CASES[case])
     assert outcome("fastspawn", make) == outcome("asyncio", make)
+
+
+def test_an_exception_in_connection_made_is_reported_and_the_spawn_stands(impl: Impl) -> None:
+    """asyncio calls ``connection_made`` from the loop: a protocol failing there (here the
+    StreamReader refusing ``limit="x"``) is reported to the loop's exception handler, and
+    the process runs (fastspawn raised from the spawn, the child already started)."""
+    loop = impl.factory()
+    reported: list[BaseException] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context["exception"]))
+
+    async def main() -> tuple[Any, Optional[int]]:
+        # Its stdout closes before it exits: asyncio 3.11's protocol, whose connection_made
+        # failed, would close its transport twice if the exit came first.
+        script = "echo hi; exec >&-; sleep 0.1"
+        proc = await asyncio.create_subprocess_exec("sh", "-c", script, stdout=PIPE, limit="x")
+        return await proc.communicate(), await proc.wait()
+
+    try:
+        assert loop.run_until_complete(main()) == ((None, None), 0)
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        loop.close()
+    assert [type(exc) for exc in reported] == [TypeError]

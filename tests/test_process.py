@@ -445,7 +445,7 @@ def test_reader_stays_capped_when_the_child_exited_with_output_pending(
         overshoot = _streams.MAX_SINK_READ
     else:
         overshoot = 1 << 16
-        monkeypatch.setattr(_pipes, "MAX_PROTOCOL_READ", overshoot)
+        monkeypatch.setattr(_pipes.ReadPipeTransport, "max_size", overshoot)
     most, total = fs.run(main())
     assert total == size
     assert most <= 2 * limit + overshoot

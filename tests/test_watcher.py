@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import gc
 import os
 import socket
@@ -172,18 +173,23 @@ def test_closing_the_loop_closes_its_epoll() -> None:
     before = open_fds()
     loop = fastspawn.new_event_loop()
 
-    async def main() -> bytes:
-        proc = await fastspawn.create_subprocess_exec("echo", "hi", stdout=asyncio.subprocess.PIPE)
-        out, _ = await proc.communicate()
-        return out
+    async def main() -> asyncio.SubprocessTransport:
+        # Left running: the epoll stays open, watching it.
+        transport, _ = await loop.subprocess_exec(asyncio.SubprocessProtocol, "sleep", "30")
+        return transport
 
     try:
-        assert loop.run_until_complete(main()) == b"hi\n"
+        transport = loop.run_until_complete(main())
         watcher = watcher_for(loop)
-        assert watcher._epoll.fileno() in open_fds()
+        epoll = watcher._epoll
+        assert epoll is not None and epoll.fileno() in open_fds()
         del watcher
     finally:
         loop.close()
+    assert epoll.closed
+    transport.close()  # kills the child; the core reaps it
+    del transport
+    gc.collect()
     assert open_fds() == before
 
 
@@ -307,3 +313,42 @@ def test_the_exception_context_names_the_callback_as_the_loop_does() -> None:
     assert isinstance(context["handle"], asyncio.Handle)
     assert "failing_callback" in context["message"]
     assert context["message"].startswith("Exception in callback ")
+
+
+def test_the_epoll_is_closed_when_nothing_is_left_to_watch_and_reopened_on_demand() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        watcher = watcher_for(loop)
+        r, w = os.pipe()
+        before = open_fds()
+        try:
+            for _ in range(2):
+                got: asyncio.Future[bytes] = loop.create_future()
+                watcher.add_reader(r, functools.partial(got.set_result, b"x"))
+                epoll = watcher._epoll
+                assert epoll is not None
+                os.write(w, b"x")
+                assert await got == b"x"
+                assert os.read(r, 10) == b"x"
+                assert watcher.remove_reader(r)
+                # Closed at the end of this iteration, not at once: an exit and a pipe's
+                # EOF handled in one round close it once.
+                assert not epoll.closed
+                await asyncio.sleep(0)
+                assert epoll.closed and watcher._epoll is None
+                assert open_fds() == before
+            # Removed and added again within one iteration: the same epoll goes on.
+            watcher.add_reader(r, lambda: None)
+            epoll = watcher._epoll
+            watcher.remove_reader(r)
+            watcher.add_reader(r, lambda: None)
+            await asyncio.sleep(0)
+            assert watcher._epoll is epoll and epoll is not None and not epoll.closed
+            watcher.remove_reader(r)
+            await asyncio.sleep(0)
+            assert epoll.closed
+        finally:
+            os.close(r)
+            os.close(w)
+
+    run(main())

@@ -104,6 +104,99 @@ def _env_list(env: Any) -> list[bytes]:
     return env_list
 
 
+def _fs_converted(value: Any) -> bytes:
+    """``value`` as ``PyUnicode_FSConverter`` converts an argument for exec: encoded,
+    then refused if it holds a NUL byte, before the next argument is looked at."""
+    encoded = os.fsencode(value)
+    if b"\0" in encoded:
+        raise ValueError("embedded null byte")
+    return encoded
+
+
+# Popen's os.posix_spawn path (``_posix_spawn``) hands executable, args and env, as given,
+# to os.posix_spawn, whose C conversions differ from those of the fork_exec path: the
+# program is a path_t, and env is read as a mapping (len, keys(), values()), refusing an
+# empty name or one with "=" after its first byte, but not a leading "=".
+# A str program with a NUL byte: PyUnicode_FSConverter's message before 3.13, path_t's since.
+_POSIX_SPAWN_STR_PATH_NUL = (
+    "embedded null byte" if sys.version_info < (3, 13) else "posix_spawn: embedded null character in path"
+)
+_NOT_A_MAPPING = "posix_spawn: environment must be a mapping object" + (
+    " or None" if sys.version_info >= (3, 13) else ""
+)
+# PyMapping_Keys/Values on a method returning a non-iterable: reworded in 3.15.
+_NON_ITERABLE_REWORDED = sys.version_info >= (3, 15)
+
+
+def _fully_qualified_name(tp: type) -> str:
+    """The type's name as C error messages give it with ``%T`` (3.13+)."""
+    if tp.__module__ in ("builtins", "__main__"):
+        return tp.__qualname__
+    return f"{tp.__module__}.{tp.__qualname__}"
+
+
+def _posix_spawn_path(executable: Any) -> bytes:
+    """os.posix_spawn's ``path`` argument (the program has a slash, so it is a str,
+    bytes or PathLike)."""
+    path = os.fspath(executable)
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError(
+            _POSIX_SPAWN_STR_PATH_NUL if isinstance(path, str) else "posix_spawn: embedded null character in path"
+        )
+    return encoded
+
+
+def _mapping_method_list(mapping: Any, name: str) -> list[Any]:
+    """``PyMapping_Keys``/``PyMapping_Values``: a dict's own, else the method's output as
+    a list."""
+    if type(mapping) is dict:
+        return list(mapping.keys() if name == "keys" else mapping.values())
+    output = getattr(mapping, name)()
+    if type(output) is list:
+        return output
+    try:
+        iterator = iter(output)
+    except TypeError:
+        if _NON_ITERABLE_REWORDED:
+            kind, got = _fully_qualified_name(type(mapping)), _fully_qualified_name(type(output))
+            raise TypeError(f"{kind}.{name}() must return an iterable, not {got}") from None
+        kind, got = _tp_name(type(mapping)), _tp_name(type(output))
+        raise TypeError(f"{kind}.{name}() returned a non-iterable (type {got})") from None
+    return list(iterator)
+
+
+def _posix_spawn_env_list(env: Any) -> list[bytes]:
+    """os.posix_spawn's ``parse_envlist``, with its errors in its order."""
+    count = len(env)
+    keys = _mapping_method_list(env, "keys")
+    values = _mapping_method_list(env, "values")
+    env_list = []
+    for position in range(count):
+        # Indexed as PyList_GetItem does: IndexError where keys() or values() fell short.
+        key, value = keys[position], values[position]
+        key_bytes = _fs_converted(key)
+        value_bytes = _fs_converted(value)
+        if not key_bytes or b"=" in key_bytes[1:]:
+            raise ValueError("illegal environment variable name")
+        env_list.append(key_bytes + b"=" + value_bytes)
+    return env_list
+
+
+def _posix_spawn_conversions(
+    executable: Any, args: list[Any], env: Any
+) -> tuple[bytes, list[bytes], Optional[list[bytes]]]:
+    """``(program, argv, env_list)`` as os.posix_spawn converts them, in its order."""
+    program = _posix_spawn_path(executable)
+    # PyMapping_Check: its type has __getitem__.
+    if env is not None and not hasattr(type(env), "__getitem__"):
+        raise TypeError(_NOT_A_MAPPING)
+    argv = [_fs_converted(a) for a in args]
+    if not argv[0]:
+        raise ValueError("posix_spawn: argv first element cannot be empty")
+    return program, argv, None if env is None else _posix_spawn_env_list(env)
+
+
 def _credentials(user: Any, group: Any, extra_groups: Any) -> tuple[Optional[list[int]], Optional[int], Optional[int]]:
     """``(groups, gid, uid)`` exactly as ``subprocess.Popen.__init__`` works them out,
     with its errors, in its order."""
@@ -288,24 +381,26 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
     )
 
 
+def _low_fd(stdio: tuple[Any, Any, Any]) -> bool:
+    """Whether Popen's p2cread/c2pwrite/errwrite include 0-2: PIPE and DEVNULL become new
+    descriptors (> 2); stderr=STDOUT without a stdout pipe becomes the parent's stdout."""
+    _, stdout, stderr = stdio
+    return any(isinstance(v, int) and 0 <= v <= 2 for v in stdio) or (stderr == subprocess.STDOUT and stdout is None)
+
+
 def _takes_posix_spawn_shortcut(options: _Options, executable: Any, stdio: tuple[Any, Any, Any]) -> bool:
     """Whether ``Popen._execute_child`` would call ``os.posix_spawn`` rather than
     ``fork_exec`` (its condition, evaluated in its order, so its errors come too); that
     path converts none of ``fork_exec``'s C ints."""
-    _, stdout, stderr = stdio
-    # Popen's p2cread/c2pwrite/errwrite: PIPE and DEVNULL become new descriptors (> 2);
-    # stderr=STDOUT without a stdout pipe becomes the parent's stdout (1).
-    low_fd = any(isinstance(v, int) and 0 <= v <= 2 for v in stdio) or (stderr == subprocess.STDOUT and stdout is None)
-    process_group = -1 if options.process_group is None else options.process_group
     return bool(
         _USE_POSIX_SPAWN
         and os.path.dirname(executable)
         and (not options.close_fds or _HAVE_POSIX_SPAWN_CLOSEFROM)
         and not options.pass_fds
         and options.cwd is None
-        and not low_fd
+        and not _low_fd(stdio)
         and not options.start_new_session
-        and process_group == -1
+        and (-1 if options.process_group is None else options.process_group) == -1
         and options.gid is None
         and options.groups is None
         and options.uid is None
@@ -338,6 +433,17 @@ _NO_OPTIONS = _convert_options({})
 assert _NO_OPTIONS is not None
 _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
 _USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
+
+
+def _lacks_libc_support(options: _Options) -> bool:
+    """Whether this libc lacks the posix_spawn extension an option needs and the spawn
+    would not take the core's clone path (which does these itself), so Popen must spawn.
+    Judged on the raw options, before anything that could raise (see ``plan_native``
+    for the rest)."""
+    if (options.cwd is None or _CAN_CHDIR) and (not options.close_fds or _CAN_CLOSE_FDS):
+        return False
+    clone_options = (options.groups, options.gid, options.uid, options.process_group)
+    return options.umask == -1 and all(option is None for option in clone_options)
 
 
 def plan_native(
@@ -373,12 +479,25 @@ def plan_native(
     stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
-    # In Popen's order: the choice of path, the environment list, fork_exec's conversions.
-    shortcut = options is not _NO_OPTIONS and _takes_posix_spawn_shortcut(options, executable, stdio)
-    env_list = None if env is None else _env_list(env)
-    fork_exec = _NO_FORK_EXEC if options is _NO_OPTIONS else _fork_exec_options(options, shortcut)
-    program = os.fsencode(executable)
-    argv = [os.fsencode(a) for a in args]
+    if _lacks_libc_support(options):
+        # Decided before the audit event below, which Popen raises itself.
+        return None
+    # PEP 578: the event Popen raises before every spawn, with its values (args as
+    # normalised above, cwd and env as given), before anything is converted or created,
+    # so a hook that raises stops the spawn with nothing to clean up.
+    sys.audit("subprocess.Popen", executable, args, cwd, env)
+    # In Popen's order: the choice of path, then that path's conversions. Without options
+    # it matters too: os.posix_spawn words some errors differently and reads env itself.
+    if _takes_posix_spawn_shortcut(options, executable, stdio):
+        fork_exec = _fork_exec_options(options, shortcut=True)
+        program, argv, env_list = _posix_spawn_conversions(executable, args, env)
+    else:
+        # The environment list, fork_exec's conversions, then its executable and
+        # arguments, each refused for a NUL byte before the next is converted.
+        env_list = None if env is None else _env_list(env)
+        fork_exec = _NO_FORK_EXEC if options is _NO_OPTIONS else _fork_exec_options(options, shortcut=False)
+        program = _fs_converted(executable)
+        argv = [_fs_converted(a) for a in args]
     cwd_bytes = None if cwd is None else os.fsencode(cwd)
     if options.groups is not None or options.gid is not None or options.uid is not None:
         # fork_exec converts the arguments, cwd and environment (refusing NUL bytes)
@@ -389,8 +508,9 @@ def plan_native(
     clone_path = fork_exec.umask is not None or options.groups is not None or options.gid is not None
     clone_path = clone_path or options.uid is not None or fork_exec.process_group is not None
     if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (options.close_fds and not _CAN_CLOSE_FDS)):
-        # This libc lacks the posix_spawn extension the option needs (the clone path
-        # does these itself).
+        # What _lacks_libc_support could not tell from the raw options: a umask or
+        # process group that asks for nothing (negative). Popen spawns it, and raises its
+        # audit event a second time (only here, only on such a libc).
         return None
     return NativeSpawn(
         program,

@@ -88,6 +88,9 @@ class _PipeTransportBase:
             self._protocol.connection_lost(exc)
         finally:
             self._release()
+            # As asyncio's pipe transports: the protocol is let go (get_protocol() then
+            # answers None), so nothing the transport still references keeps it alive.
+            self._protocol = None  # type: ignore[assignment]
 
     def _release(self) -> None:
         if self._pipe is not None:
@@ -118,6 +121,8 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
 
     _pipe: Optional[_core.ReadPipe]
     _protocol: asyncio.Protocol
+    # As asyncio's read pipe transport: the most handed to the protocol per read.
+    max_size = MAX_PROTOCOL_READ
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, pipe: _core.ReadPipe, protocol: asyncio.Protocol, watcher: FdWatcher
@@ -127,6 +132,14 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         # A reader to read into directly, when the protocol in between would only pass
         # the data to it (set by the subprocess transport; see _sink).
         self.sink: Optional[PipeSink] = None
+
+    def _release(self) -> None:
+        super()._release()
+        # The reader refers to this transport as its pipe source, so keeping it as the
+        # sink would make a reference cycle: every pipe transport and reader (with its
+        # buffer in the core) would wait for the garbage collector instead of going
+        # with their last reference, as asyncio's do.
+        self.sink = None
 
     def start(self) -> None:
         """Begins reading; called once the protocols are connected."""
@@ -192,7 +205,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
                 if got:
                     return got
             else:
-                data = pipe.read(MAX_PROTOCOL_READ)
+                data = pipe.read(self.max_size)
                 if data is None:
                     return 0
                 if data:
@@ -243,8 +256,12 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         self._schedule_connection_lost(exc)
 
 
-class WritePipeTransport(_PipeTransportBase, asyncio.WriteTransport):
-    """The write side of a child's stdin, with asyncio's flow control."""
+class WritePipeTransport(_PipeTransportBase, asyncio.Transport):
+    """The write side of a child's stdin, with asyncio's flow control.
+
+    An ``asyncio.Transport``, as asyncio's write pipe transport is (through its flow
+    control mixin): ``pause_reading()``/``resume_reading()``/``is_reading()`` raise
+    NotImplementedError rather than AttributeError."""
 
     _pipe: Optional[_core.WritePipe]
 

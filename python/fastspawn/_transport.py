@@ -30,6 +30,7 @@ from . import _core
 from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
 from ._private import streams as _fast
+from ._private.hooks import describe_callback
 from ._watcher import watcher_for
 
 __all__ = ["SubprocessTransport"]
@@ -132,7 +133,17 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         transport meanwhile: the child must still be reaped and ``wait()`` answered."""
         loop, protocol, child = self._loop, self._protocol, self._child
         assert loop is not None and protocol is not None
-        protocol.connection_made(self)
+        try:
+            protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # asyncio calls connection_made from the loop (call_soon), so an exception in
+            # it goes to the loop's exception handler and the spawn stands (e.g. a
+            # StreamReader refusing limit="x": the process runs, its output is dropped).
+            handle = asyncio.Handle(protocol.connection_made, (self,), loop)
+            message = f"Exception in callback {describe_callback(protocol.connection_made, (self,))}"
+            loop.call_exception_handler({"message": message, "exception": exc, "handle": handle})
         exit_fd = child.exit_fd
         assert exit_fd is not None
         self._exit_fd = exit_fd
@@ -220,8 +231,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             proc.kill()
         loop = self._loop
         if loop is None or loop.is_closed():
-            # Nobody will watch the exit fd any more; the core's reaper takes over.
-            self._forget_child()
+            # Nobody will watch the exit fd on the loop any more. The fd stays open while
+            # the child is unreaped: ChildProcess.wait() blocks on it (closed, the core
+            # could only answer "not yet", and wait() raised TimeoutExpired without a
+            # timeout); the core's reaper takes the child over once the handle is dropped.
+            self._forget_child(keep_exit_fd=self._child.returncode is None)
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         if not self._closed:
@@ -245,13 +259,14 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     # -- internals ---------------------------------------------------------------------
 
-    def _forget_child(self) -> None:
-        """Stops watching the exit fd and closes it; an unreaped child is then reaped by
-        the core's reaper once the handle is dropped."""
+    def _forget_child(self, keep_exit_fd: bool = False) -> None:
+        """Stops watching the exit fd and closes it (unless ``keep_exit_fd``); an
+        unreaped child is then reaped by the core's reaper once the handle is dropped."""
         if self._exit_fd is not None:
             self._watcher.remove_reader(self._exit_fd)
         self._exit_fd = None
-        self._child.close_exit_fd()
+        if not keep_exit_fd:
+            self._child.close_exit_fd()
 
     def _exit_ready(self) -> None:
         if self._returncode is not None:

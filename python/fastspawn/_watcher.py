@@ -10,10 +10,18 @@ whatever it reports ready, so a child's pipe EOF and its exit are handled in one
 Callbacks run as the loop runs reader callbacks: each in a copy of the context current
 when it was registered, and an exception goes to the loop's exception handler without
 stopping the others; callbacks removed or replaced by an earlier one in the same round
-are skipped, as the loop skips cancelled handles. ``loop.close()`` closes the epoll: the
-loop's reader callback is an object only the loop references, and its finalizer closes
-the epoll (while a KeyboardInterrupt or SystemExit that escaped a callback is kept, its
-traceback keeps the loop's handle, and so the epoll, alive too).
+are skipped, as the loop skips cancelled handles.
+
+The epoll exists only while there is something to watch: when the last descriptor is
+removed, it is closed (and its reader removed from the loop) at the end of that loop
+iteration, unless something was added meanwhile, and the next registration opens a new
+one. A loop with nothing of fastspawn's left to watch so holds no descriptor of
+fastspawn's, as stock asyncio holds none (test suites count descriptors around each
+test). Closing once per iteration, not at every removal, keeps a child's exit and its
+pipes' EOF, handled in one round, to one close. ``loop.close()`` closes an open epoll
+too: the loop's reader callback is an object only the loop references, and its
+finalizer closes the epoll (while a KeyboardInterrupt or SystemExit that escaped a
+callback is kept, its traceback keeps the loop's handle, and so the epoll, alive too).
 """
 
 from __future__ import annotations
@@ -60,21 +68,58 @@ class FdWatcher:
         # A weak reference: the loop holds this watcher (through its reader), not the
         # other way round.
         self._loop = weakref.ref(loop)
-        self._epoll = select.epoll()
+        # None while there is nothing to watch; closed (and left here) once the loop
+        # dropped its reader, i.e. the loop was closed.
+        self._epoll: Optional[select.epoll] = None
         self._entries: dict[int, _Entry] = {}
+        self._release_pending = False
         # While a reader runs for a descriptor reported hung up (EPOLLHUP), that
         # descriptor; else -1. For a pipe: every writer is gone, so what it holds is all
         # there will ever be.
         self.hangup_fd = -1
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> select.epoll:
+        """A new epoll, registered with the loop."""
+        epoll = select.epoll()
         # The loop's reader is an object of its own that only the loop holds (a partial:
         # no Python frame, hence no traceback, ever references it). When loop.close()
         # drops it, the epoll is closed at once, even while transports (perhaps in
         # reference cycles) still hold this watcher.
-        reader = functools.partial(FdWatcher._dispatch, self)
-        weakref.finalize(reader, _release, self._epoll, self._entries)
-        # Registered in an empty context: the loop keeps this handle as long as it lives,
-        # and must not keep the first spawning task's context variables alive with it.
-        contextvars.Context().run(loop.add_reader, self._epoll.fileno(), reader)
+        reader = functools.partial(FdWatcher._dispatch, self, epoll)
+        weakref.finalize(reader, _reader_dropped, weakref.ref(self), epoll)
+        try:
+            # Registered in an empty context: the loop keeps this handle as long as the
+            # epoll lives, and must not keep the spawning task's context variables alive.
+            contextvars.Context().run(loop.add_reader, epoll.fileno(), reader)
+        except BaseException:
+            epoll.close()
+            raise
+        self._epoll = epoll
+        return epoll
+
+    def _schedule_release(self) -> None:
+        """Closes the epoll at the end of this loop iteration if nothing is watched then."""
+        if self._release_pending:
+            return
+        loop = self._loop()
+        if loop is None or loop.is_closed():
+            return
+        self._release_pending = True
+        # In an empty context, as the reader: nothing of the caller's is kept alive. A new
+        # one each time: a context can be entered by one thread at a time, and loops in
+        # other threads may run their watchers' callbacks at the same moment.
+        loop.call_soon(self._release_if_idle, context=contextvars.Context())
+
+    def _release_if_idle(self) -> None:
+        self._release_pending = False
+        epoll = self._epoll
+        if self._entries or epoll is None or epoll.closed:
+            return
+        self._epoll = None
+        loop = self._loop()
+        if loop is not None:
+            loop.remove_reader(epoll.fileno())
+        epoll.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} fds={sorted(self._entries)}>"
@@ -84,6 +129,8 @@ class FdWatcher:
         if loop is None or loop.is_closed():
             # What loop.add_reader raises.
             raise RuntimeError("Event loop is closed")
+        if self._epoll is None:
+            self._open(loop)
 
     def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
         """Calls ``callback()`` whenever ``fd`` is readable; replaces an earlier reader."""
@@ -133,7 +180,8 @@ class FdWatcher:
         mask = (select.EPOLLIN if reader else 0) | (select.EPOLLOUT if writer else 0)
         self._epoll_ctl(fd, before, mask)
         if not mask:
-            self._entries.pop(fd, None)
+            if self._entries.pop(fd, None) is not None and not self._entries:
+                self._schedule_release()
             return
         if entry is None:
             entry = self._entries[fd] = _Entry()
@@ -143,7 +191,7 @@ class FdWatcher:
     def _epoll_ctl(self, fd: int, before: int, mask: int) -> None:
         """Moves ``fd``'s registration from ``before`` to ``mask`` (0: none)."""
         epoll = self._epoll
-        if mask == before or epoll.closed:
+        if mask == before or epoll is None or epoll.closed:
             # Nothing to change, or the loop is closed and nothing will be called.
             return
         if not mask:
@@ -165,12 +213,12 @@ class FdWatcher:
                 # Closed while watched, which removed it; the number is in use again.
                 epoll.register(fd, mask)
 
-    def _dispatch(self) -> None:
-        """The loop's reader for the epoll: runs every ready callback."""
+    def _dispatch(self, epoll: select.epoll) -> None:
+        """The loop's reader for ``epoll``: runs every ready callback."""
         try:
             # At most MAX_EVENTS at a time (the rest stay ready for the next round):
             # the default would allocate room for 1023 on every call.
-            events = self._epoll.poll(0, MAX_EVENTS)
+            events = epoll.poll(0, MAX_EVENTS)
         except ValueError:  # closed
             return
         entries = self._entries
@@ -218,10 +266,13 @@ class FdWatcher:
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[FdWatcher]] = weakref.WeakKeyDictionary()
 
 
-def _release(epoll: select.epoll, entries: dict[int, _Entry]) -> None:
-    """Once the loop let go of its reader: nothing will be dispatched any more."""
+def _reader_dropped(watcher_ref: weakref.ref[FdWatcher], epoll: select.epoll) -> None:
+    """The loop let go of ``epoll``'s reader: removed by ``_release_if_idle``, or the loop
+    was closed, after which nothing will be dispatched any more."""
     epoll.close()
-    entries.clear()
+    watcher = watcher_ref()
+    if watcher is not None and watcher._epoll is epoll:
+        watcher._entries.clear()
 
 
 # The last watcher handed out: most programs spawn from one loop.
@@ -232,11 +283,11 @@ def watcher_for(loop: asyncio.AbstractEventLoop) -> FdWatcher:
     """The loop's watcher, made (and registered with the loop) on first use."""
     global _last
     watcher = _last
-    if watcher is not None and watcher._loop() is loop and not watcher._epoll.closed:
+    if watcher is not None and watcher._loop() is loop:
         return watcher
     ref = _watchers.get(loop)
     watcher = None if ref is None else ref()
-    if watcher is None or watcher._epoll.closed:
+    if watcher is None:
         watcher = FdWatcher(loop)
         _watchers[loop] = weakref.ref(watcher)
     _last = watcher

@@ -73,12 +73,12 @@ def forget_popen_child(proc: subprocess.Popen[Any]) -> None:
         proc._child_created = False
 
 
-def describe_callback(function: Callable[[], object]) -> str:
+def describe_callback(function: Callable[..., object], args: tuple[Any, ...] = ()) -> str:
     """A callback as asyncio names it in its messages, e.g. ``ReadPipeTransport._read_ready()``."""
     try:
         from asyncio import format_helpers
 
-        text: str = format_helpers._format_callback_source(function, ())
+        text: str = format_helpers._format_callback_source(function, args)
         return text
     except Exception:
         return repr(function)
