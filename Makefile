@@ -72,7 +72,7 @@ lint: install
 	$(VENV)/bin/ruff format --check python tests benches
 	cd python && ../$(VENV)/bin/mypy --strict -p fastspawn
 	# The pure-Python fallback as on the platforms it is for (checked above only for Linux).
-	cd python && for platform in win32 darwin; do ../$(VENV)/bin/mypy --strict --platform $$platform -m fastspawn._fallback; done
+	cd python && for platform in win32 darwin; do ../$(VENV)/bin/mypy --strict --follow-imports=silent --platform $$platform -m fastspawn._fallback; done
 	# From the top level, so the installed package (with its compiled _core) is checked.
 	$(PY) -m mypy.stubtest fastspawn._core
 
