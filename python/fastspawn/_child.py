@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 import signal
 import subprocess
-import sys
 from typing import Any, Optional
 
 from . import _core
+from ._versions import CHANGES
 
 __all__ = ["ChildProcess"]
 
 # Popen.wait(timeout=nan): before 3.15 its deadline arithmetic never expires, so it waits
 # for the exit; 3.15 waits on a pidfd with poll(), which refuses NaN (ValueError, as the
 # core does).
-_NAN_TIMEOUT_WAITS = sys.version_info < (3, 15)
+_NAN_TIMEOUT_WAITS = CHANGES["wait_nan_waits"].here
 
 
 class ChildProcess:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
-import sys
 from collections.abc import Coroutine, Iterable
 from typing import Any, Optional, Union
 
 from ._private import FAST_STREAMS
+from ._versions import CHANGES
 
 if FAST_STREAMS:
     # Only here: it needs the core, which the pure-Python fallback lacks (``_load``).
@@ -41,7 +41,7 @@ Output = tuple[Optional[bytes], Optional[bytes]]
 CHUNK = 1 << 16
 # asyncio's communicate() feeds (drains and closes) a stdin pipe given no input from 3.12
 # on; 3.11 leaves it open.
-_FEEDS_WITHOUT_INPUT = sys.version_info >= (3, 12)
+_FEEDS_WITHOUT_INPUT = CHANGES["communicate_feeds_without_input"].here
 
 
 def one_stream(proc: asyncio.subprocess.Process, input: Input) -> int:

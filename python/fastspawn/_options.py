@@ -9,6 +9,8 @@ standard library does — an option is never silently ignored.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import operator
 import os
 import subprocess
@@ -18,6 +20,7 @@ from typing import Any, NamedTuple, Optional
 
 from . import _core
 from ._private.hooks import popen_posix_spawn_switches
+from ._versions import CHANGES
 
 __all__ = ["DELEGATED_OPTIONS", "NATIVE_OPTIONS", "NativeSpawn", "plan_native"]
 
@@ -51,10 +54,10 @@ _CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
 # Popen 3.13+ refuses stdout=STDOUT before it looks at any other keyword. Earlier versions
 # (and every version for stdin=STDOUT) take -2 for a descriptor, which the child's dup2
 # finds invalid (the core reports the same EBADF at the same point).
-_STDOUT_CHECKED_FIRST = sys.version_info >= (3, 13)
+_STDOUT_CHECKED_FIRST = CHANGES["stdout_stdout_checked_first"].here
 # fcntl() warns (DeprecationWarning) for an int argument outside C's int/unsigned int
 # range, which it keeps cutting to 32 bits, from 3.15 on.
-_FCNTL_WARNS_OUT_OF_RANGE = sys.version_info >= (3, 15)
+_FCNTL_WARNS_OUT_OF_RANGE = CHANGES["fcntl_warns_out_of_range"].here
 
 # Captured at import: when code later replaces subprocess.Popen (a test's mock.patch, a
 # monkeypatching library), spawns go through the replacement, as asyncio's would.
@@ -119,13 +122,32 @@ def _fs_converted(value: Any) -> bytes:
 # empty name or one with "=" after its first byte, but not a leading "=".
 # A str program with a NUL byte: PyUnicode_FSConverter's message before 3.13, path_t's since.
 _POSIX_SPAWN_STR_PATH_NUL = (
-    "embedded null byte" if sys.version_info < (3, 13) else "posix_spawn: embedded null character in path"
+    "posix_spawn: embedded null character in path"
+    if CHANGES["posix_spawn_path_nul_message"].here
+    else "embedded null byte"
 )
 _NOT_A_MAPPING = "posix_spawn: environment must be a mapping object" + (
-    " or None" if sys.version_info >= (3, 13) else ""
+    " or None" if CHANGES["posix_spawn_env_or_none"].here else ""
 )
 # PyMapping_Keys/Values on a method returning a non-iterable: reworded in 3.15.
-_NON_ITERABLE_REWORDED = sys.version_info >= (3, 15)
+_NON_ITERABLE_REWORDED = CHANGES["mapping_keys_non_iterable_reworded"].here
+
+
+_INTERNAL_FOLDERS = tuple(
+    os.path.dirname(module.__file__) + os.sep for module in (asyncio, sys.modules[__package__]) if module.__file__
+)
+
+
+def warn_at_caller(message: str, category: type[Warning]) -> None:
+    """Warns at the first frame outside fastspawn and asyncio: the line of the user's code
+    that asked for the spawn, at whatever call depth (``Popen``'s own warnings point into
+    ``subprocess.py``, which says less)."""
+    frame = inspect.currentframe()
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_FOLDERS):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _fully_qualified_name(tp: type) -> str:
@@ -292,7 +314,7 @@ def _c_int(value: Any) -> int:
     """``value`` as ``_posixsubprocess.fork_exec`` takes a C ``int`` argument (``umask``,
     ``process_group``), with the errors this Python's version of it raises."""
     number = operator.index(value)
-    if sys.version_info >= (3, 12):
+    if CHANGES["fork_exec_c_int_clinic"].here:
         if not -_INT_MAX - 1 <= number <= _INT_MAX:
             raise OverflowError("Python int too large to convert to C int")
     elif not -_LONG_MAX - 1 <= number <= _LONG_MAX:
@@ -306,7 +328,7 @@ def _process_group(value: Any) -> Optional[int]:
     """The process group to join (3.11+), as ``fork_exec`` takes it; None: stay."""
     if value is None:
         return None
-    if sys.version_info[:2] == (3, 12):
+    if CHANGES["process_group_c_long"].here:
         # 3.12 reads it as a C long and keeps the low 32 bits (pid_t).
         number = operator.index(value)
         if not -_LONG_MAX - 1 <= number <= _LONG_MAX:
@@ -355,11 +377,11 @@ def _convert_options(kwargs: dict[str, Any]) -> Optional[_Options]:
         raise TypeError("pipesize must be an integer")
     if pipesize > 0 and not -_INT_MAX - 1 <= pipesize <= 2 * _INT_MAX + 1 and _FCNTL_WARNS_OUT_OF_RANGE:
         # Popen hands it to fcntl(), which from 3.15 warns when it must cut the value.
-        warnings.warn("integer value out of range", DeprecationWarning, stacklevel=5)
+        warn_at_caller("integer value out of range", DeprecationWarning)
     close_fds = bool(options["close_fds"])
     pass_fds = options["pass_fds"]
     if pass_fds and not close_fds:
-        warnings.warn("pass_fds overriding close_fds.", RuntimeWarning, stacklevel=5)
+        warn_at_caller("pass_fds overriding close_fds.", RuntimeWarning)
         close_fds = True
     groups, gid, uid = _credentials(options["user"], options["group"], options["extra_groups"])
     return _Options(
@@ -416,7 +438,7 @@ def _fork_exec_options(options: _Options, shortcut: bool) -> _ForkExec:
         return _ForkExec([], False, None, bool(options.restore_signals), None)
     restore_signals = options.restore_signals
     start_new_session = options.start_new_session
-    if sys.version_info < (3, 12):
+    if not CHANGES["fork_exec_flags_any_object"].here:
         # C ints before 3.12, any object (a truth value) since.
         restore_signals = _c_int(restore_signals)
         start_new_session = _c_int(start_new_session)

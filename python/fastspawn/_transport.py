@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import warnings
 from typing import Any, Callable, Optional, Union
 
@@ -31,6 +30,7 @@ from ._child import ChildProcess
 from ._pipes import ReadPipeTransport, WritePipeTransport
 from ._private import streams as _fast
 from ._private.hooks import describe_callback
+from ._versions import CHANGES
 from ._watcher import watcher_for
 
 __all__ = ["SubprocessTransport"]
@@ -44,7 +44,7 @@ logger = logging.getLogger("asyncio")
 # and later versions without pidfds, use (asyncio/unix_events.py).
 _LOST_STATUS_WARNING = (
     "child process pid %d exit status already read:  will report returncode 255"
-    if sys.version_info >= (3, 12) and _core.features()[2]
+    if CHANGES["pidfd_watcher_lost_status_wording"].here and _core.features()[2]
     else "Unknown child process pid %d, will report returncode 255"
 )
 
