@@ -391,7 +391,7 @@ pub fn spawn(
     // The child failed before exec and has exited: reap it (through the pidfd if there
     // is one: the pid may already have been reaped by someone else and reused).
     if let Some(fd) = &pidfd {
-        let _ = crate::child::waitid_pidfd(fd, 0);
+        let _ = crate::sys::waitid_pidfd(fd, 0);
     } else {
         let mut status = 0;
         // SAFETY: waitpid on our own child, writing one c_int.
