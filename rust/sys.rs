@@ -6,6 +6,7 @@
 //! [`waitid_pidfd`]) and the status-to-`returncode` conversions live here too: both the
 //! child handle and the reaper stand on them.
 
+use std::ffi::CStr;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -100,6 +101,18 @@ pub fn waitid_pidfd(fd: &OwnedFd, flags: libc::c_int) -> io::Result<Option<i32>>
         libc::WEXITED | flags,
     )?;
     Ok(info.as_ref().and_then(siginfo_returncode))
+}
+
+/// The address of a libc symbol, if this libc has it (`dlsym(RTLD_DEFAULT)`): how an
+/// optional glibc extension is found at run time.
+///
+/// # Safety
+/// The caller must only use the address as the function (or object) type the symbol
+/// really has.
+pub unsafe fn weak_symbol(name: &CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the name up.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
 }
 
 /// `F_GETFD`: the descriptor flags, or EBADF when `fd` is not open.

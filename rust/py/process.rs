@@ -327,7 +327,7 @@ fn watch(pid: i32) -> PyResult<PyChild> {
 /// What this system lets the core do natively.
 #[pyfunction]
 fn features() -> (bool, bool, bool) {
-    let f = spawner::Features::get();
+    let f = spawner::Extensions::get();
     (f.cwd(), f.close_fds(), child::pidfd_supported())
 }
 

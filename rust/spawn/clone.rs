@@ -22,10 +22,10 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+use super::{c_array, environ, surely_missing, FdAction, SpawnError, SpawnRequest};
 use crate::child::pidfd_supported;
 use crate::pipe::pipe_cloexec;
-use crate::spawn::{c_array, environ, surely_missing, FdAction, SpawnError, SpawnRequest};
-use crate::sys::{cvt, dup_cloexec, retry_eintr};
+use crate::sys::{cvt, dup_cloexec, retry_eintr, waitid_pidfd};
 
 const STAGE_EXEC: u8 = 0;
 const STAGE_CHDIR: u8 = 1;
@@ -57,175 +57,257 @@ struct ChildPlan {
     mask: libc::sigset_t,
 }
 
-/// Reports `errno` at `stage` to the parent and exits.
-///
-/// # Safety
-/// Only for the child; async-signal-safe.
-unsafe fn fail(plan: &ChildPlan, stage: u8, errno: c_int) -> ! {
-    let mut msg = [0u8; 5];
-    msg[..4].copy_from_slice(&errno.to_le_bytes());
-    msg[4] = stage;
-    // SAFETY: write and _exit are async-signal-safe; `msg` lives on the child's stack.
-    unsafe {
-        libc::write(plan.err_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
+/// A step of the child that failed: the stage it reports, with this thread's errno.
+struct Failed(u8, c_int);
+
+type Step = Result<(), Failed>;
+
+/// The errno of the call that just failed, as the failure of `stage`.
+fn failed(stage: u8) -> Failed {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid; reading
+    // it is async-signal-safe.
+    Failed(stage, unsafe { *libc::__errno_location() })
+}
+
+/// `Ok` unless a call returned a negative value (-1), else the errno as a failure of
+/// `stage`.
+fn check(ret: c_int, stage: u8) -> Step {
+    if ret >= 0 {
+        Ok(())
+    } else {
+        Err(failed(stage))
     }
 }
 
-/// This thread's errno, read directly (async-signal-safe).
-fn errno() -> c_int {
-    // SAFETY: __errno_location returns this thread's errno slot, always valid.
-    unsafe { *libc::__errno_location() }
+/// Reports `failure` on `err_fd` (errno as 4 little-endian bytes, then the stage) and
+/// ends the calling process with `_exit(127)`: no destructor, atexit handler or stdio
+/// flush of this address space runs, which would be the parent's.
+fn report_and_exit(err_fd: RawFd, Failed(stage, errno): Failed) -> ! {
+    let mut msg = [0u8; 5];
+    msg[..4].copy_from_slice(&errno.to_le_bytes());
+    msg[4] = stage;
+    // SAFETY: write reads `msg`, which lives on this stack; a bad descriptor only makes
+    // it fail, and the parent then reads EOF (success) or too few bytes (EIO).
+    unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
+    // SAFETY: _exit takes no pointer and never returns.
+    unsafe { libc::_exit(127) }
 }
 
 /// Closes `[low, high]`, with `close_range` or one by one where it is missing.
 ///
 /// # Safety
-/// Only for the child; async-signal-safe.
+/// The calling process's descriptors in the range are its own to close: nothing else
+/// in it (an `OwnedFd`, another thread) will use them again. True in the clone child,
+/// whose descriptor table is a copy (no `CLONE_FILES`) used only until it execs.
 unsafe fn close_range(low: RawFd, high: RawFd) {
     if low > high {
         return;
     }
-    // SAFETY: close_range/close only close descriptors of the child's own table.
-    unsafe {
-        if libc::syscall(
+    // SAFETY: close_range closes descriptors of this process's table, which the caller
+    // gives up.
+    let closed = unsafe {
+        libc::syscall(
             libc::SYS_close_range,
             low as libc::c_uint,
             high as libc::c_uint,
             0,
-        ) == 0
-        {
-            return;
-        }
-        let mut limit = MaybeUninit::<libc::rlimit>::uninit();
-        let top = if libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) == 0 {
-            limit.assume_init().rlim_cur.min(1 << 20) as RawFd
-        } else {
-            1024
-        };
-        for fd in low..=high.min(top) {
-            libc::close(fd);
-        }
+        )
+    };
+    if closed == 0 {
+        return;
+    }
+    let mut limit = MaybeUninit::<libc::rlimit>::uninit();
+    // SAFETY: getrlimit writes one rlimit through the pointer.
+    let top = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, limit.as_mut_ptr()) } == 0 {
+        // SAFETY: getrlimit succeeded, so `limit` is initialised.
+        unsafe { limit.assume_init() }.rlim_cur.min(1 << 20) as RawFd
+    } else {
+        1024
+    };
+    for fd in low..=high.min(top) {
+        // SAFETY: as above, one descriptor at a time.
+        unsafe { libc::close(fd) };
     }
 }
 
+/// Resets every caught signal to its default action, and with `restore_signals`
+/// SIGPIPE and SIGXFSZ too (which Python ignores).
+///
 /// # Safety
-/// Only for the child; async-signal-safe.
-unsafe fn reset_signals(plan: &ChildPlan) {
+/// Every signal is blocked in the calling thread (so no handler can run halfway), and
+/// nothing in the calling process relies on its handlers any more: it is about to exec
+/// or exit. True in the clone child, which inherits the mask `spawn` blocked.
+unsafe fn reset_signals(restore_signals: bool) {
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: sigaction with a zeroed struct queries or sets one disposition.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, ptr::null(), &raw mut old) != 0 {
-                continue;
-            }
-            let caught = old.sa_sigaction != libc::SIG_IGN && old.sa_sigaction != libc::SIG_DFL;
-            let restore = plan.restore_signals && (sig == libc::SIGPIPE || sig == libc::SIGXFSZ);
-            if caught || restore {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &raw const dfl, ptr::null_mut());
-            }
+        // SAFETY: all-zero bytes are a valid `sigaction` (plain data).
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: with no new action sigaction only writes the current one into `old`.
+        if unsafe { libc::sigaction(sig, ptr::null(), &raw mut old) } != 0 {
+            continue;
+        }
+        let caught = old.sa_sigaction != libc::SIG_IGN && old.sa_sigaction != libc::SIG_DFL;
+        let restore = restore_signals && (sig == libc::SIGPIPE || sig == libc::SIGXFSZ);
+        if caught || restore {
+            // SAFETY: as above.
+            let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+            dfl.sa_sigaction = libc::SIG_DFL;
+            // SAFETY: installs the default action, which runs no code of ours; the
+            // caller guarantees no handler is relied upon.
+            unsafe { libc::sigaction(sig, &raw const dfl, ptr::null_mut()) };
         }
     }
 }
 
+/// Applies one step of the descriptor plan.
+///
 /// # Safety
-/// Only for the child; async-signal-safe.
-unsafe fn apply(plan: &ChildPlan, action: FdAction) {
-    // SAFETY: descriptor calls on the child's own table; the path is NUL-terminated.
-    unsafe {
-        match action {
-            FdAction::Dup2(from, to) => {
-                if libc::dup2(from, to) < 0 {
-                    fail(plan, STAGE_OTHER, errno());
-                }
+/// As [`close_range`]: the descriptors the step replaces or closes are the calling
+/// process's own to give up; `err_fd` is the one the failure report goes to (kept open
+/// by `CloseFrom`); `cwd` is null or a NUL-terminated path that outlives the call.
+unsafe fn apply(action: FdAction, err_fd: RawFd, cwd: *const c_char) -> Step {
+    match action {
+        FdAction::Dup2(from, to) => {
+            // SAFETY: replaces `to`, which the caller gives up.
+            check(unsafe { libc::dup2(from, to) }, STAGE_OTHER)
+        }
+        FdAction::Close(fd) => {
+            // SAFETY: closes `fd`, which the caller gives up.
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+        FdAction::DevNull(to) => {
+            // SAFETY: open reads the NUL-terminated path.
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            check(fd, STAGE_OTHER)?;
+            if fd != to {
+                // SAFETY: replaces `to` (given up), then closes the descriptor just opened.
+                check(unsafe { libc::dup2(fd, to) }, STAGE_OTHER)?;
+                // SAFETY: `fd` was opened above and nothing else refers to it.
+                unsafe { libc::close(fd) };
             }
-            FdAction::Close(fd) => {
-                libc::close(fd);
-            }
-            FdAction::DevNull(to) => {
-                let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if fd < 0 {
-                    fail(plan, STAGE_OTHER, errno());
-                }
-                if fd != to {
-                    if libc::dup2(fd, to) < 0 {
-                        fail(plan, STAGE_OTHER, errno());
-                    }
-                    libc::close(fd);
-                }
-            }
-            FdAction::CloseFrom(low) => {
-                // Keep the error pipe (close-on-exec: it goes at exec anyway).
-                if plan.err_fd >= low {
-                    close_range(low, plan.err_fd - 1);
-                    close_range(plan.err_fd + 1, RawFd::MAX);
+            Ok(())
+        }
+        FdAction::CloseFrom(low) => {
+            // Keep the error pipe (close-on-exec: it goes at exec anyway).
+            // SAFETY: the caller gives up every descriptor but `err_fd`.
+            unsafe {
+                if err_fd >= low {
+                    close_range(low, err_fd - 1);
+                    close_range(err_fd + 1, RawFd::MAX);
                 } else {
                     close_range(low, RawFd::MAX);
                 }
             }
-            FdAction::Chdir => {
-                if !plan.cwd.is_null() && libc::chdir(plan.cwd) != 0 {
-                    fail(plan, STAGE_CHDIR, errno());
-                }
-            }
+            Ok(())
+        }
+        FdAction::Chdir if cwd.is_null() => Ok(()),
+        FdAction::Chdir => {
+            // SAFETY: `cwd` is a NUL-terminated path (the caller's guarantee).
+            check(unsafe { libc::chdir(cwd) }, STAGE_CHDIR)
         }
     }
 }
 
-extern "C" fn child_main(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the parent's ChildPlan, alive while the parent waits (CLONE_VFORK),
-    // and every pointer in it was built by `spawn` below for exactly these lengths.
-    unsafe {
-        let plan = &*arg.cast::<ChildPlan>();
-        reset_signals(plan);
-        for i in 0..plan.n_actions {
-            apply(plan, *plan.actions.add(i));
-        }
-        if let Some(mask) = plan.umask {
-            libc::umask(mask);
-        }
-        if plan.new_session && libc::setsid() < 0 {
-            fail(plan, STAGE_OTHER, errno());
-        }
-        if let Some(pgroup) = plan.process_group {
-            if libc::setpgid(0, pgroup) != 0 {
-                fail(plan, STAGE_OTHER, errno());
-            }
-        }
-        if let Some(n) = plan.n_groups {
-            if libc::setgroups(n, plan.groups) != 0 {
-                fail(plan, STAGE_OTHER, errno());
-            }
-        }
-        if let Some(gid) = plan.gid {
-            if libc::setregid(gid, gid) != 0 {
-                fail(plan, STAGE_OTHER, errno());
-            }
-        }
-        if let Some(uid) = plan.uid {
-            if libc::setreuid(uid, uid) != 0 {
-                fail(plan, STAGE_OTHER, errno());
-            }
-        }
-        libc::sigprocmask(libc::SIG_SETMASK, &raw const plan.mask, ptr::null_mut());
-        // As subprocess: try every candidate, report the first error that is not
-        // "no such file" (ENOENT/ENOTDIR), else the last one.
-        let mut first = 0;
-        let mut last = libc::ENOENT;
-        for i in 0..plan.n_candidates {
-            libc::execve(*plan.candidates.add(i), plan.argv.cast(), plan.envp.cast());
-            last = errno();
-            if first == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
-                first = last;
-            }
-        }
-        fail(plan, STAGE_EXEC, if first != 0 { first } else { last })
+/// The process-wide steps after the descriptors: umask, session or process group,
+/// supplementary groups, gid, uid; in `_posixsubprocess`'s order.
+///
+/// # Safety
+/// The calling process is the child: a single-threaded process about to exec, whose
+/// credentials, session and umask nobody else relies on. `plan.groups` points to
+/// `plan.n_groups` ids when that is `Some`.
+unsafe fn apply_process_settings(plan: &ChildPlan) -> Step {
+    if let Some(mask) = plan.umask {
+        // SAFETY: umask only swaps a process attribute.
+        unsafe { libc::umask(mask) };
     }
+    if plan.new_session {
+        // SAFETY: setsid takes no argument.
+        check(unsafe { libc::setsid() }, STAGE_OTHER)?;
+    }
+    if let Some(pgroup) = plan.process_group {
+        // SAFETY: setpgid takes two integers.
+        check(unsafe { libc::setpgid(0, pgroup) }, STAGE_OTHER)?;
+    }
+    if let Some(n) = plan.n_groups {
+        // SAFETY: setgroups reads `n` gid_t from `plan.groups` (the caller's guarantee).
+        check(unsafe { libc::setgroups(n, plan.groups) }, STAGE_OTHER)?;
+    }
+    if let Some(gid) = plan.gid {
+        // SAFETY: setregid takes two integers.
+        check(unsafe { libc::setregid(gid, gid) }, STAGE_OTHER)?;
+    }
+    if let Some(uid) = plan.uid {
+        // SAFETY: setreuid takes two integers.
+        check(unsafe { libc::setreuid(uid, uid) }, STAGE_OTHER)?;
+    }
+    Ok(())
+}
+
+/// Restores the signal mask and execs each candidate in turn; returns only on failure,
+/// with the first error that is not "no such file" (ENOENT/ENOTDIR), else the last one,
+/// as `subprocess` does.
+///
+/// # Safety
+/// `plan.candidates` points to `plan.n_candidates` NUL-terminated paths, `plan.argv`
+/// and `plan.envp` to null-terminated arrays of NUL-terminated strings, all alive for
+/// the call; the caller has reset its signal handlers ([`reset_signals`]), since
+/// restoring the mask lets pending signals through.
+unsafe fn exec_first(plan: &ChildPlan) -> Failed {
+    // SAFETY: sets this thread's mask from a valid sigset.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &raw const plan.mask, ptr::null_mut()) };
+    let mut first = 0;
+    let mut last = libc::ENOENT;
+    for i in 0..plan.n_candidates {
+        // SAFETY: `i` is within the candidates (the caller's guarantee).
+        let path = unsafe { *plan.candidates.add(i) };
+        // SAFETY: every pointer is valid and terminated (the caller's guarantee); execve
+        // only returns on failure.
+        unsafe { libc::execve(path, plan.argv.cast(), plan.envp.cast()) };
+        last = failed(STAGE_EXEC).1;
+        if first == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
+            first = last;
+        }
+    }
+    Failed(STAGE_EXEC, if first != 0 { first } else { last })
+}
+
+/// The child's steps up to the exec; returns only the step that failed.
+///
+/// # Safety
+/// The caller is the child `spawn` started on `clone(CLONE_VM|CLONE_VFORK)` with every
+/// signal blocked: it runs in the parent's memory while the parent's thread is
+/// suspended, so it may only make async-signal-safe calls (no allocation, lock or
+/// unwinding); its descriptor table, credentials and signal handlers are its own. `plan`
+/// is as `spawn` built it: every pointer valid for the lengths it gives.
+unsafe fn run_child(plan: &ChildPlan) -> Failed {
+    // SAFETY: signals are blocked and the process will exec or exit (the contract).
+    unsafe { reset_signals(plan.restore_signals) };
+    for i in 0..plan.n_actions {
+        // SAFETY: `i` is within the plan's actions.
+        let action = unsafe { *plan.actions.add(i) };
+        // SAFETY: the descriptor table is the child's own; `cwd` as `spawn` set it.
+        if let Err(failure) = unsafe { apply(action, plan.err_fd, plan.cwd) } {
+            return failure;
+        }
+    }
+    // SAFETY: the child is a single-threaded process about to exec; `groups` as built.
+    if let Err(failure) = unsafe { apply_process_settings(plan) } {
+        return failure;
+    }
+    // SAFETY: the arrays are as `spawn` built them; the handlers were reset above.
+    unsafe { exec_first(plan) }
+}
+
+extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildPlan` that `spawn` passed to clone; it stays alive while
+    // the parent waits (CLONE_VFORK).
+    let plan = unsafe { &*arg.cast::<ChildPlan>() };
+    // SAFETY: this is the clone child `run_child` describes (see `spawn`).
+    let failure = unsafe { run_child(plan) };
+    report_and_exit(plan.err_fd, failure)
 }
 
 /// The child's stack, unmapped on drop.
@@ -391,7 +473,7 @@ pub fn spawn(
     // The child failed before exec and has exited: reap it (through the pidfd if there
     // is one: the pid may already have been reaped by someone else and reused).
     if let Some(fd) = &pidfd {
-        let _ = crate::sys::waitid_pidfd(fd, 0);
+        let _ = waitid_pidfd(fd, 0);
     } else {
         let mut status = 0;
         // SAFETY: waitpid on our own child, writing one c_int.
