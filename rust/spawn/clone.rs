@@ -218,6 +218,12 @@ unsafe fn apply(action: FdAction, err_fd: RawFd, cwd: *const c_char) -> Step {
 /// The calling process is the child: a single-threaded process about to exec, whose
 /// credentials, session and umask nobody else relies on. `plan.groups` points to
 /// `plan.n_groups` ids when that is `Some`.
+///
+/// The ids are set with the raw system calls, as glibc's own `posix_spawn` child does
+/// (its `local-setxid.h`): glibc's `setgroups`/`setregid`/`setreuid` see the parent's
+/// memory, believe the process multi-threaded, and run their all-threads protocol
+/// (`__nptl_setxid`: its lock, a signal to each of the parent's threads) from the child.
+/// The raw calls change the calling thread, which here is the whole child.
 unsafe fn apply_process_settings(plan: &ChildPlan) -> Step {
     if let Some(mask) = plan.umask {
         // SAFETY: umask only swaps a process attribute.
@@ -232,16 +238,19 @@ unsafe fn apply_process_settings(plan: &ChildPlan) -> Step {
         check(unsafe { libc::setpgid(0, pgroup) }, STAGE_OTHER)?;
     }
     if let Some(n) = plan.n_groups {
-        // SAFETY: setgroups reads `n` gid_t from `plan.groups` (the caller's guarantee).
-        check(unsafe { libc::setgroups(n, plan.groups) }, STAGE_OTHER)?;
+        // SAFETY: the kernel reads `n` gid_t from `plan.groups` (the caller's guarantee).
+        let ret = unsafe { libc::syscall(libc::SYS_setgroups, n, plan.groups) };
+        check(ret as c_int, STAGE_OTHER)?;
     }
     if let Some(gid) = plan.gid {
         // SAFETY: setregid takes two integers.
-        check(unsafe { libc::setregid(gid, gid) }, STAGE_OTHER)?;
+        let ret = unsafe { libc::syscall(libc::SYS_setregid, gid, gid) };
+        check(ret as c_int, STAGE_OTHER)?;
     }
     if let Some(uid) = plan.uid {
         // SAFETY: setreuid takes two integers.
-        check(unsafe { libc::setreuid(uid, uid) }, STAGE_OTHER)?;
+        let ret = unsafe { libc::syscall(libc::SYS_setreuid, uid, uid) };
+        check(ret as c_int, STAGE_OTHER)?;
     }
     Ok(())
 }
@@ -524,6 +533,26 @@ mod tests {
     #[test]
     fn umask_is_applied() {
         assert_eq!(output(&request("umask; exit 4")), (4, "0027\n".to_owned()));
+    }
+
+    #[test]
+    fn credentials_are_applied_while_other_threads_run() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // Only root may change its ids.
+        }
+        // Other threads exist (the test harness's, and this one), so glibc's setxid
+        // wrappers would run their all-threads protocol; the raw calls must not need it.
+        let busy = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        let mut req = request("id -u; id -g; id -G");
+        req.credentials = Credentials {
+            umask: None,
+            groups: Some(vec![65534, 1]),
+            gid: Some(65534),
+            uid: Some(65534),
+        };
+        assert_eq!(output(&req), (0, "65534\n65534\n65534 1\n".to_owned()));
+        busy.join().unwrap();
     }
 
     #[test]
