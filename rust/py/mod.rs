@@ -12,6 +12,7 @@
 
 mod process;
 mod ready;
+mod request;
 mod stream;
 
 use std::io;

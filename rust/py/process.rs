@@ -1,6 +1,5 @@
 //! Children and their pipes: `Child`, `ReadPipe`, `WritePipe`, `spawn`, `watch`.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -8,24 +7,16 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::request::NativeSpawn;
 use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
 use crate::child;
 use crate::pipe;
-use crate::spawn::{self as spawner, Credentials, SpawnError, SpawnRequest, Stdio};
+use crate::spawn::{self as spawner, SpawnError};
 use crate::sys::{fd_flags, strerror};
-
-/// `subprocess.PIPE`, `STDOUT`, `DEVNULL`.
-const PIPE: i32 = -1;
-const STDOUT: i32 = -2;
-const DEVNULL: i32 = -3;
 
 fn os_error_with_filename(e: &io::Error, filename: Py<PyAny>) -> PyErr {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
     PyOSError::new_err((errno, strerror(errno), filename))
-}
-
-fn c_string(bytes: Vec<u8>) -> PyResult<CString> {
-    CString::new(bytes).map_err(|_| PyValueError::new_err("embedded null byte"))
 }
 
 /// Takes ownership of a descriptor handed over from Python.
@@ -36,17 +27,6 @@ fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn stdio(value: Option<i32>, target: usize) -> Stdio {
-    match value {
-        None => Stdio::Inherit,
-        Some(PIPE) => Stdio::Pipe,
-        Some(DEVNULL) => Stdio::DevNull,
-        Some(STDOUT) if target == 2 => Stdio::Stdout,
-        // For stdin/stdout, Popen takes STDOUT (-2) for a descriptor, which the spawn then
-        // finds invalid: EBADF, after every other check made before the child starts.
-        Some(fd) => Stdio::Fd(fd),
-    }
-}
 /// A running or finished child. Dropping it unreaped hands it to the reaper.
 #[pyclass(module = "fastspawn._core", name = "Child")]
 struct PyChild(child::Child);
@@ -242,75 +222,33 @@ impl WritePipe {
     }
 }
 
-/// Starts a child with `posix_spawn`. See `_core.pyi` for the contract.
-#[pyfunction]
-#[pyo3(signature = (
-    program, argv, env, cwd, stdin, stdout, stderr, close_fds, pass_fds,
-    start_new_session, process_group, restore_signals, pipe_size, program_name, cwd_name,
-    umask=None, groups=None, gid=None, uid=None,
-))]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn spawn(
-    py: Python<'_>,
-    program: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-    env: Option<Vec<Vec<u8>>>,
-    cwd: Option<Vec<u8>>,
-    stdin: Option<i32>,
-    stdout: Option<i32>,
-    stderr: Option<i32>,
-    close_fds: bool,
-    pass_fds: Vec<i32>,
-    start_new_session: bool,
-    process_group: Option<i32>,
-    restore_signals: bool,
-    pipe_size: Option<u32>,
-    program_name: Py<PyAny>,
-    cwd_name: Py<PyAny>,
-    umask: Option<u32>,
-    groups: Option<Vec<u32>>,
-    gid: Option<u32>,
-    uid: Option<u32>,
-) -> PyResult<(
+/// The child and the parent's ends of its pipes.
+type SpawnedTuple = (
     PyChild,
     Option<WritePipe>,
     Option<ReadPipe>,
     Option<ReadPipe>,
-)> {
-    let req = SpawnRequest {
-        program: c_string(program)?,
-        argv: argv.into_iter().map(c_string).collect::<PyResult<_>>()?,
-        env: env
-            .map(|e| e.into_iter().map(c_string).collect::<PyResult<_>>())
-            .transpose()?,
-        cwd: cwd.map(c_string).transpose()?,
-        stdio: [stdio(stdin, 0), stdio(stdout, 1), stdio(stderr, 2)],
-        close_fds,
-        pass_fds,
-        new_session: start_new_session,
-        process_group,
-        restore_signals,
-        pipe_size,
-        credentials: Credentials {
-            umask,
-            groups,
-            gid,
-            uid,
-        },
-    };
+);
+
+/// Starts the child `request` describes (see `_core.pyi`); None when it cannot be
+/// started natively here.
+#[pyfunction]
+fn spawn(py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Option<SpawnedTuple>> {
+    let request = NativeSpawn::read(request)?;
+    let req = request.to_spawn_request()?;
     // PATH is read while the GIL keeps Python code from changing the environment.
     let candidates = spawner::exec_candidates(&req);
-    // posix_spawn waits until the child has exec'd; let other threads run meanwhile.
-    let spawned = py.detach(|| spawner::spawn(&req, &candidates));
-    match spawned {
-        Ok(s) => Ok((
+    // The spawn waits until the child has exec'd; let other threads run meanwhile.
+    match py.detach(|| spawner::spawn(&req, &candidates)) {
+        Ok(None) => Ok(None),
+        Ok(Some(s)) => Ok(Some((
             PyChild(s.child),
             s.stdin.map(|p| WritePipe(Some(p))),
             s.stdout.map(|p| ReadPipe(Some(p))),
             s.stderr.map(|p| ReadPipe(Some(p))),
-        )),
-        Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, program_name)),
-        Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, cwd_name)),
+        ))),
+        Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, request.program_name)),
+        Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, request.cwd_name)),
         Err(SpawnError::Other(e)) => Err(os_error(&e)),
     }
 }

@@ -297,23 +297,36 @@ enum Backend {
     Clone,
 }
 
-/// The one routing decision.
-fn backend(req: &SpawnRequest) -> Backend {
-    if req.credentials.is_empty() && req.process_group.is_none() {
-        Backend::PosixSpawn
-    } else {
+/// The one routing decision: the backend that starts `req`, or `None` when it cannot
+/// be started natively here.
+fn backend(req: &SpawnRequest) -> Option<Backend> {
+    if !req.credentials.is_empty() || req.process_group.is_some() {
         // posix_spawn cannot set a umask or change credentials, and when joining a
         // process group fails it reports the errno as if the exec had failed (EPERM,
-        // EACCES): the clone path reports which step failed, as `subprocess` does.
-        Backend::Clone
+        // EACCES): the clone path reports which step failed, as `subprocess` does. It
+        // changes directory and closes descriptors itself.
+        return Some(Backend::Clone);
     }
+    let extensions = Extensions::get();
+    if (req.cwd.is_some() && !extensions.cwd()) || (req.close_fds && !extensions.close_fds()) {
+        // This libc lacks the posix_spawn file action the option needs (`addchdir_np`,
+        // glibc 2.29; `addclosefrom_np`, 2.34): not natively here, so the caller spawns
+        // some other way rather than ignore the option.
+        return None;
+    }
+    Some(Backend::PosixSpawn)
 }
 
 /// Starts the child described by `req`, trying `candidates` (from [`exec_candidates`])
 /// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
 /// reported.
-pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, SpawnError> {
-    let backend = backend(req);
+///
+/// `Ok(None)`, before anything is created, when `req` cannot be started natively here
+/// (see [`backend`]).
+pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Option<Spawned>, SpawnError> {
+    let Some(backend) = backend(req) else {
+        return Ok(None);
+    };
     let mut fds = ChildFds {
         actions: Vec::new(),
         keep_open: Vec::new(),
@@ -335,12 +348,12 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
         Some(fd) => Child::from_pidfd(pid, fd),
         None => Child::watch(pid)?,
     };
-    Ok(Spawned {
+    Ok(Some(Spawned {
         child,
         stdin: stdin.map(WritePipe::new).transpose()?,
         stdout: stdout.map(ReadPipe::new).transpose()?,
         stderr: stderr.map(ReadPipe::new).transpose()?,
-    })
+    }))
 }
 
 extern "C" {
@@ -371,7 +384,9 @@ pub(crate) mod tests {
 
     /// Spawns `req`, reads its stdout (if piped) to EOF and waits: `(returncode, output)`.
     pub(crate) fn run(req: &SpawnRequest) -> (i32, Vec<u8>) {
-        let mut spawned = spawn(req, &exec_candidates(req)).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut spawned = spawn(req, &exec_candidates(req))
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .expect("started natively");
         let mut out = Vec::new();
         if let Some(pipe) = spawned.stdout.take() {
             crate::sys::set_nonblocking(pipe.as_fd(), false).unwrap();
@@ -492,7 +507,10 @@ pub(crate) mod tests {
         req.process_group = Some(1);
         match spawn(&req, &exec_candidates(&req)) {
             Err(SpawnError::Other(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),
-            other => panic!("expected a setup error, got {:?}", other.map(|s| s.child)),
+            other => panic!(
+                "expected a setup error, got {:?}",
+                other.map(|s| s.map(|s| s.child))
+            ),
         }
     }
 

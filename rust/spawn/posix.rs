@@ -27,10 +27,30 @@ pub struct Extensions {
     addclosefrom: Option<AddClosefrom>,
 }
 
+/// Set `FASTSPAWN_NO_SPAWN_EXTENSIONS=1` to behave as on a libc without either
+/// extension (how the tests cover that routing).
+fn disabled_by_env() -> bool {
+    std::env::var_os("FASTSPAWN_NO_SPAWN_EXTENSIONS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 impl Extensions {
+    /// What this libc has, looked up on first use and remembered.
     pub fn get() -> Extensions {
         static EXTENSIONS: OnceLock<Extensions> = OnceLock::new();
-        *EXTENSIONS.get_or_init(|| Extensions {
+        *EXTENSIONS.get_or_init(|| {
+            if disabled_by_env() {
+                Extensions {
+                    addchdir: None,
+                    addclosefrom: None,
+                }
+            } else {
+                Extensions::look_up()
+            }
+        })
+    }
+
+    fn look_up() -> Extensions {
+        Extensions {
             // SAFETY: the named symbols, where present, have exactly these signatures
             // (glibc's spawn.h).
             addchdir: unsafe { weak_symbol(c"posix_spawn_file_actions_addchdir_np") }
@@ -40,7 +60,7 @@ impl Extensions {
             addclosefrom: unsafe { weak_symbol(c"posix_spawn_file_actions_addclosefrom_np") }
                 // SAFETY: a non-null symbol address of the function declared above.
                 .map(|p| unsafe { std::mem::transmute::<*mut libc::c_void, AddClosefrom>(p) }),
-        })
+        }
     }
 
     /// `cwd` can be honoured natively.
