@@ -12,7 +12,10 @@
 //! 5. `spawn`: the request, its descriptor plan and the routing (`spawn/mod.rs`), over
 //!    the two backends that share it and not each other (`spawn/posix.rs`,
 //!    `spawn/clone.rs`).
-//! 6. `py`: the PyO3 layer.
+//! 6. `py`: the PyO3 layer; within it `errors` (the one error conversion), `request`
+//!    (the spawn request), `ready` below `process` (children, pipes, `spawn`) below
+//!    `stream` (the `StreamReader` buffer).
+//! 7. `_core` (below): the extension module, exporting from `py`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
@@ -24,3 +27,39 @@ pub mod sys;
 
 #[cfg(feature = "python")]
 pub mod py;
+
+/// The extension module `fastspawn._core`: everything it exports, in one place (the
+/// stub, `python/fastspawn/_core.pyi`, documents each).
+///
+/// Declared safe without the GIL (PyO3's default, stated here because it was checked):
+/// every class keeps its state behind PyO3's per-object borrow flag (atomic on
+/// free-threaded builds), so one object used from two threads at once raises "Already
+/// borrowed" rather than racing; a `StreamBuffer`'s export count is an atomic its views
+/// release without a borrow; the statics are `PyOnceLock`/`OnceLock` or atomics; the
+/// fallback reaper's registry is a `Mutex` + `Condvar`; nothing here has an `unsafe impl
+/// Send/Sync`; and `Ready`, whose layout assumes the GIL build's object header, is
+/// compiled out of free-threaded builds (py/ready.rs).
+///
+/// Reading `PATH` from the C environment to resolve a bare program name
+/// (`spawn::exec_candidates`) is as unsafe as any `getenv` while another thread calls
+/// `os.putenv`/`os.environ[...] = ...`, which the GIL serialised and free threading
+/// does not.
+#[cfg(feature = "python")]
+#[pyo3::pymodule(gil_used = false)]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use crate::py::process::{features, spawn, watch, PyChild, PyReadPipe, PyWritePipe};
+    #[pymodule_export]
+    use crate::py::stream::{BytesBuilder, LineIter, StreamBuffer};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // `Ready`, a type made with the C API, where it is used (3.11; see py/ready.rs).
+        #[cfg(not(Py_GIL_DISABLED))]
+        crate::py::ready::register(m)?;
+        Ok(())
+    }
+}
