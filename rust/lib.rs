@@ -38,12 +38,9 @@ pub mod py;
 /// release without a borrow; the statics are `PyOnceLock`/`OnceLock` or atomics; the
 /// fallback reaper's registry is a `Mutex` + `Condvar`; nothing here has an `unsafe impl
 /// Send/Sync`; and `Ready`, whose layout assumes the GIL build's object header, is
-/// compiled out of free-threaded builds (py/ready.rs).
-///
-/// Reading `PATH` from the C environment to resolve a bare program name
-/// (`spawn::exec_candidates`) is as unsafe as any `getenv` while another thread calls
-/// `os.putenv`/`os.environ[...] = ...`, which the GIL serialised and free threading
-/// does not.
+/// compiled out of free-threaded builds (py/ready.rs); and the core never reads the C
+/// environment while spawning (`PATH` comes in the request, read from `os.environ`), so
+/// no `getenv` races an `os.environ[...] = ...` in another thread.
 #[cfg(feature = "python")]
 #[pyo3::pymodule(gil_used = false)]
 mod _core {
@@ -57,6 +54,11 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // What this system offers, decided now, at import: the test switches
+        // (FASTSPAWN_NO_PIDFD, FASTSPAWN_NO_SPAWN_EXTENSIONS) are read from the C
+        // environment before any spawn could race an `os.environ[...] = ...`.
+        crate::spawn::Extensions::get();
+        crate::child::pidfd_supported();
         // `Ready`, a type made with the C API, where it is used (3.11; see py/ready.rs).
         #[cfg(not(Py_GIL_DISABLED))]
         crate::py::ready::register(m)?;

@@ -28,6 +28,7 @@ def request(script: str = "true", **fields: Any) -> NativeSpawn:
         program=b"/bin/sh",
         argv=[b"sh", b"-c", script.encode()],
         env=None,
+        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())),
         cwd=None,
         stdin=None,
         stdout=PIPE,
@@ -83,6 +84,40 @@ def test_program_and_argv() -> None:
 
 def test_env() -> None:
     assert run(request('echo "$FOO"', env=[b"FOO=bar"])) == (0, "bar\n")
+
+
+def test_exec_path(tmp_path: Any) -> None:
+    """A bare name is looked up in the request's exec_path only (never in the C
+    environment, which another thread may be changing)."""
+    script = tmp_path / "fastspawn-contract-probe"
+    script.write_text("#!/bin/sh\necho probed\n")
+    script.chmod(0o755)
+    probe = request(program=script.name.encode(), argv=[script.name.encode()])
+    assert run(probe._replace(exec_path=b"/nonexistent:" + os.fsencode(tmp_path))) == (0, "probed\n")
+    with pytest.raises(FileNotFoundError):
+        _core.spawn(probe)  # not in this process's PATH
+    # A program with a slash is never looked up.
+    assert run(request("echo direct", exec_path=b"/nonexistent")) == (0, "direct\n")
+
+
+def test_popen_reads_path_from_os_environ(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through fastspawn, as through Popen, PATH is os.environ's (or env's)."""
+    import asyncio
+
+    import fastspawn
+
+    script = tmp_path / "fastspawn-contract-probe"
+    script.write_text("#!/bin/sh\necho probed\n")
+    script.chmod(0o755)
+
+    async def output(**kwargs: Any) -> bytes:
+        proc = await fastspawn.create_subprocess_exec(script.name, stdout=PIPE, **kwargs)
+        out, _ = await proc.communicate()
+        return out
+
+    assert asyncio.run(output(env={"PATH": str(tmp_path)})) == b"probed\n"
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert asyncio.run(output()) == b"probed\n"
 
 
 def test_cwd() -> None:
@@ -186,6 +221,7 @@ WRONG_TYPES = {
     "program": "/bin/sh",
     "argv": b"sh",
     "env": {"A": "1"},
+    "exec_path": ["/bin"],
     "cwd": 1.5,
     "stdin": "pipe",
     "stdout": 1.5,

@@ -36,7 +36,8 @@ def children_left():
 
 def spawn(*argv):
     child, *_ = _core.spawn(NativeSpawn(
-        program=argv[0].encode(), argv=[a.encode() for a in argv], env=None, cwd=None,
+        program=argv[0].encode(), argv=[a.encode() for a in argv], env=None,
+        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())), cwd=None,
         stdin=None, stdout=None, stderr=None, close_fds=True, pass_fds=[],
         start_new_session=False, process_group=None, restore_signals=True, pipe_size=None,
         program_name=argv[0], cwd_name=None, umask=None, groups=None, gid=None, uid=None))

@@ -205,8 +205,9 @@ def spawn(
 
     ``request`` is read by attribute name (any object with ``NativeSpawn``'s fields,
     documented there); a missing field or one of the wrong type raises TypeError.
-    ``program`` is a path or a bare name looked up in the ``PATH`` of ``env``, else
-    this process's. The child starts with posix_spawn, or with
+    ``program`` is a path or a bare name looked up in ``exec_path`` (the C environment
+    is never read: no ``getenv`` races an ``os.environ`` change in another thread). The
+    child starts with posix_spawn, or with
     ``clone(CLONE_VM|CLONE_VFORK)`` and steps of the core's own when ``umask``,
     ``groups``, ``gid``, ``uid`` or ``process_group`` is set.
 

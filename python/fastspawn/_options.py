@@ -67,6 +67,9 @@ class NativeSpawn(NamedTuple):
     argv: list[bytes]
     #: ``b"NAME=value"`` entries; None inherits this process's environment.
     env: Optional[list[bytes]]
+    #: The directories a bare ``program`` is looked up in, as Popen reads them
+    #: (``os.get_exec_path(env)``, joined with ``os.pathsep``); None for a path.
+    exec_path: Optional[bytes]
     #: The directory to change to in the child; None stays.
     cwd: Optional[bytes]
     #: None (inherit), -1 (a new pipe), -2 (for stderr: as stdout), -3 (/dev/null) or
@@ -408,6 +411,7 @@ def plan_native(
         program=program,
         argv=argv,
         env=env_list,
+        exec_path=None if os.path.dirname(program) else os.fsencode(os.pathsep.join(os.get_exec_path(env))),
         cwd=cwd_bytes,
         stdin=stdio[0],
         stdout=stdio[1],

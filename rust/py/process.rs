@@ -235,10 +235,8 @@ pub(crate) fn spawn(
 ) -> CoreResult<Option<SpawnedTuple>> {
     let request = NativeSpawn::read(request)?;
     let req = request.to_spawn_request()?;
-    // PATH is read while the GIL keeps Python code from changing the environment.
-    let candidates = spawner::exec_candidates(&req);
     // The spawn waits until the child has exec'd; let other threads run meanwhile.
-    match py.detach(|| spawner::spawn(&req, &candidates)) {
+    match py.detach(|| spawner::spawn(&req)) {
         Ok(None) => Ok(None),
         Ok(Some(s)) => Ok(Some((
             PyChild(s.child),

@@ -21,6 +21,7 @@ pub(crate) struct NativeSpawn {
     program: Vec<u8>,
     argv: Vec<Vec<u8>>,
     env: Option<Vec<Vec<u8>>>,
+    exec_path: Option<Vec<u8>>,
     cwd: Option<Vec<u8>>,
     stdin: Option<i32>,
     stdout: Option<i32>,
@@ -70,6 +71,7 @@ impl NativeSpawn {
                 .as_ref()
                 .map(|e| e.iter().map(|v| c_string(v)).collect::<PyResult<_>>())
                 .transpose()?,
+            exec_path: self.exec_path.as_deref().map(c_string).transpose()?,
             cwd: self.cwd.as_deref().map(c_string).transpose()?,
             stdio: [
                 stdio(self.stdin, 0),

@@ -500,7 +500,7 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spawn::{exec_candidates, spawn as spawn_request, Credentials, Stdio};
+    use crate::spawn::{spawn as spawn_request, Credentials, Stdio};
 
     fn request(script: &str) -> SpawnRequest {
         SpawnRequest {
@@ -510,6 +510,7 @@ mod tests {
                 .map(|a| CString::new(*a).unwrap())
                 .collect(),
             env: None,
+            exec_path: None,
             cwd: None,
             stdio: [Stdio::Inherit, Stdio::Pipe, Stdio::Inherit],
             close_fds: true,
@@ -571,13 +572,13 @@ mod tests {
     fn exec_and_chdir_failures_are_reported_with_their_stage() {
         let mut req = request("true");
         req.program = CString::new("/no/such/program").unwrap();
-        match spawn_request(&req, &exec_candidates(&req)) {
+        match spawn_request(&req) {
             Err(SpawnError::Exec(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }
         let mut req = request("true");
         req.cwd = Some(CString::new("/no/such/dir").unwrap());
-        match spawn_request(&req, &exec_candidates(&req)) {
+        match spawn_request(&req) {
             Err(SpawnError::Chdir(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }

@@ -16,7 +16,6 @@ mod posix;
 use std::ffi::{c_char, CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 
 pub use posix::Extensions;
 
@@ -47,6 +46,10 @@ pub struct SpawnRequest {
     pub argv: Vec<CString>,
     /// `NAME=value` entries; `None` inherits this process's environment.
     pub env: Option<Vec<CString>>,
+    /// The directories a bare program name is looked up in, `:`-separated, as the
+    /// caller read `PATH` (Python: `os.get_exec_path(env)`, from `os.environ` or `env`);
+    /// never read here from the C environment, which another thread may be changing.
+    pub exec_path: Option<CString>,
     pub cwd: Option<CString>,
     /// stdin, stdout, stderr.
     pub stdio: [Stdio; 3],
@@ -118,25 +121,17 @@ pub(crate) fn c_array(strings: &[CString]) -> Vec<*mut c_char> {
 }
 
 /// The paths to try for `req.program`, in order, as `subprocess` builds them: the
-/// program itself when it names a directory, else each `PATH` entry joined with it
-/// (`PATH` from `req.env` when given, else from this process; `/bin:/usr/bin` when unset).
-///
-/// Reads this process's environment: call it while no other thread can change it
-/// (from Python, with the GIL held).
+/// program itself when it names a directory, else each entry of `req.exec_path` joined
+/// with it (`/bin:/usr/bin`, Python's `os.defpath`, when that is `None`).
 pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
     let program = req.program.as_bytes();
     if program.contains(&b'/') {
         return vec![req.program.clone()];
     }
-    let from_env = req.env.as_ref().map(|env| {
-        env.iter()
-            .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(<[u8]>::to_vec))
-    });
-    let path = match from_env {
-        Some(found) => found,
-        None => std::env::var_os("PATH").map(|p| p.as_bytes().to_vec()),
-    }
-    .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    let path = req
+        .exec_path
+        .as_ref()
+        .map_or(&b"/bin:/usr/bin"[..], |p| p.as_bytes());
     path.split(|&b| b == b':')
         .map(|dir| {
             let mut full = dir.to_vec();
@@ -144,8 +139,7 @@ pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
                 full.push(b'/');
             }
             full.extend_from_slice(program);
-            // Neither part contains NUL (PATH came from a C string, program is a
-            // CString), so nothing is dropped here in practice.
+            // Neither part contains NUL (both are C strings), so nothing is dropped.
             CString::new(full).ok()
         })
         .collect::<Option<Vec<_>>>()
@@ -317,16 +311,17 @@ fn backend(req: &SpawnRequest) -> Option<Backend> {
     Some(Backend::PosixSpawn)
 }
 
-/// Starts the child described by `req`, trying `candidates` (from [`exec_candidates`])
-/// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
+/// Starts the child described by `req`, trying the paths [`exec_candidates`] gives in
+/// order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
 /// reported.
 ///
 /// `Ok(None)`, before anything is created, when `req` cannot be started natively here
 /// (see [`backend`]).
-pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Option<Spawned>, SpawnError> {
+pub fn spawn(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
     let Some(backend) = backend(req) else {
         return Ok(None);
     };
+    let candidates = &exec_candidates(req);
     let mut fds = ChildFds {
         actions: Vec::new(),
         keep_open: Vec::new(),
@@ -370,6 +365,7 @@ pub(crate) mod tests {
             program: CString::new(argv[0]).unwrap(),
             argv: argv.iter().map(|a| CString::new(*a).unwrap()).collect(),
             env: None,
+            exec_path: Some(CString::new("/usr/local/bin:/usr/bin:/bin").unwrap()),
             cwd: None,
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             close_fds: true,
@@ -384,7 +380,7 @@ pub(crate) mod tests {
 
     /// Spawns `req`, reads its stdout (if piped) to EOF and waits: `(returncode, output)`.
     pub(crate) fn run(req: &SpawnRequest) -> (i32, Vec<u8>) {
-        let mut spawned = spawn(req, &exec_candidates(req))
+        let mut spawned = spawn(req)
             .unwrap_or_else(|e| panic!("{e:?}"))
             .expect("started natively");
         let mut out = Vec::new();
@@ -412,7 +408,7 @@ pub(crate) mod tests {
     #[test]
     fn missing_program_is_enoent_exec_error() {
         let req = request(&["definitely-not-a-program-xyz"]);
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Exec(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }
@@ -422,19 +418,17 @@ pub(crate) mod tests {
     fn bad_cwd_is_a_chdir_error() {
         let mut req = request(&["/bin/true"]);
         req.cwd = Some(CString::new("/no/such/dir").unwrap());
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Chdir(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn env_path_is_used_for_lookup() {
+    fn exec_path_is_used_for_lookup() {
         let mut req = request(&["sh", "-c", "echo $FOO"]);
-        req.env = Some(vec![
-            CString::new("PATH=/nonexistent:/bin").unwrap(),
-            CString::new("FOO=bar").unwrap(),
-        ]);
+        req.env = Some(vec![CString::new("FOO=bar").unwrap()]);
+        req.exec_path = Some(CString::new("/nonexistent:/bin").unwrap());
         req.stdio[1] = Stdio::Pipe;
         assert_eq!(
             exec_candidates(&req),
@@ -505,7 +499,7 @@ pub(crate) mod tests {
         // posix_spawn would have returned as if the exec had failed.
         let mut req = request(&["true"]);
         req.process_group = Some(1);
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Other(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),
             other => panic!(
                 "expected a setup error, got {:?}",
