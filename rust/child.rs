@@ -322,11 +322,12 @@ impl Child {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // SAFETY: ppoll reads and writes exactly one pollfd on our stack, reads the
-            // timespec (or none) behind `timeout_ptr`, which outlives the call, and is
-            // given no signal mask.
             retry_eintr(|| {
-                cvt(unsafe { libc::ppoll(&raw mut pfd, 1, timeout_ptr, std::ptr::null()) })
+                // SAFETY: ppoll reads and writes exactly one pollfd on our stack, reads
+                // the timespec (or none) behind `timeout_ptr`, which outlives the call,
+                // and is given no signal mask.
+                let ready = unsafe { libc::ppoll(&raw mut pfd, 1, timeout_ptr, std::ptr::null()) };
+                cvt(ready)
             })?;
         }
     }

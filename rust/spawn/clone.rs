@@ -460,15 +460,12 @@ pub fn spawn(
     let mut msg = [0u8; 5];
     let mut got = 0;
     while got < msg.len() {
-        // SAFETY: reads into the rest of `msg`.
+        let rest = &mut msg[got..];
         let n = retry_eintr(|| {
-            cvt(unsafe {
-                libc::read(
-                    err_read.as_raw_fd(),
-                    msg[got..].as_mut_ptr().cast(),
-                    msg.len() - got,
-                )
-            })
+            // SAFETY: read writes at most `rest.len()` bytes into `rest`.
+            let n =
+                unsafe { libc::read(err_read.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
+            cvt(n)
         })?;
         if n == 0 {
             break;
