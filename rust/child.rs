@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::reaper::{self, ExitSlot};
-use crate::sys::{cvt, retry_eintr, waitid};
+use crate::sys::{cvt, retry_eintr, waitid, waitid_pidfd};
 
 const PIDFD_UNKNOWN: u8 = 0;
 const PIDFD_YES: u8 = 1;
@@ -73,52 +73,6 @@ fn means_no_pidfd(err: &io::Error) -> bool {
 
 fn is_echild(err: &io::Error) -> bool {
     err.raw_os_error() == Some(libc::ECHILD)
-}
-
-/// A `waitpid` status as Python's `returncode`: the exit code, or `-signal`.
-pub fn returncode(status: libc::c_int) -> Option<i32> {
-    if libc::WIFEXITED(status) {
-        Some(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        Some(-libc::WTERMSIG(status))
-    } else {
-        None
-    }
-}
-
-/// A `waitid` result as Python's `returncode`: the exit code, or `-signal`.
-fn siginfo_returncode(info: &libc::siginfo_t) -> Option<i32> {
-    // SAFETY: waitid filled the SIGCHLD fields of `info`.
-    let status = unsafe { info.si_status() };
-    match info.si_code {
-        libc::CLD_EXITED => Some(status),
-        libc::CLD_KILLED | libc::CLD_DUMPED => Some(-status),
-        _ => None,
-    }
-}
-
-/// Non-blocking `waitpid` for one pid: `Ok(None)` while it runs.
-///
-/// `Err(ECHILD)` means something else in this process reaped it first.
-pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: waitpid writes one c_int through the pointer we pass.
-    let got = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) }))?;
-    Ok(if got == 0 { None } else { returncode(status) })
-}
-
-/// `waitid(P_PIDFD, fd, WEXITED | flags)`: the returncode once the child exited (reaping
-/// it unless `flags` has `WNOWAIT`), `Ok(None)` while it runs (with `WNOHANG`).
-///
-/// `Err(ECHILD)`: the pidfd's process is not an unreaped child of ours (something else
-/// reaped it, or it never was ours).
-pub fn waitid_pidfd(fd: &OwnedFd, flags: libc::c_int) -> io::Result<Option<i32>> {
-    let info = waitid(
-        libc::P_PIDFD,
-        fd.as_raw_fd() as libc::id_t,
-        libc::WEXITED | flags,
-    )?;
-    Ok(info.as_ref().and_then(siginfo_returncode))
 }
 
 /// Whether `pid` (> 0) names a child of ours that nobody has reaped yet, asked without
@@ -368,11 +322,12 @@ impl Child {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // SAFETY: ppoll reads and writes exactly one pollfd on our stack, reads the
-            // timespec (or none) behind `timeout_ptr`, which outlives the call, and is
-            // given no signal mask.
             retry_eintr(|| {
-                cvt(unsafe { libc::ppoll(&raw mut pfd, 1, timeout_ptr, std::ptr::null()) })
+                // SAFETY: ppoll reads and writes exactly one pollfd on our stack, reads
+                // the timespec (or none) behind `timeout_ptr`, which outlives the call,
+                // and is given no signal mask.
+                let ready = unsafe { libc::ppoll(&raw mut pfd, 1, timeout_ptr, std::ptr::null()) };
+                cvt(ready)
             })?;
         }
     }
@@ -436,6 +391,7 @@ impl Drop for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::wait_nohang;
 
     fn spawn_sh(script: &str) -> libc::pid_t {
         let child = std::process::Command::new("/bin/sh")

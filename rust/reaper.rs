@@ -22,8 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
-use crate::child::{wait_nohang, waitid_pidfd};
-use crate::sys::{cvt, dup_cloexec};
+use crate::sys::{cvt, dup_cloexec, wait_nohang, waitid_pidfd};
 
 const FIRST_DELAY: Duration = Duration::from_millis(1);
 const LONGEST_DELAY: Duration = Duration::from_millis(50);

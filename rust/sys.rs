@@ -2,8 +2,11 @@
 //!
 //! Two conventions exist at the libc boundary: most calls return `-1` and set `errno`,
 //! while the `posix_spawn` family returns the error number itself. EINTR is retried in
-//! exactly one place, [`retry_eintr`].
+//! exactly one place, [`retry_eintr`]. The wait helpers ([`wait_nohang`],
+//! [`waitid_pidfd`]) and the status-to-`returncode` conversions live here too: both the
+//! child handle and the reaper stand on them.
 
+use std::ffi::CStr;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -52,6 +55,64 @@ pub fn waitid(
     // SAFETY: waitid filled the SIGCHLD fields, or left the zeroed ones.
     let pid = unsafe { info.si_pid() };
     Ok((pid != 0).then_some(info))
+}
+
+/// A `waitpid` status as Python's `returncode`: the exit code, or `-signal`.
+pub fn returncode(status: libc::c_int) -> Option<i32> {
+    if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Some(-libc::WTERMSIG(status))
+    } else {
+        None
+    }
+}
+
+/// A `waitid` result as Python's `returncode`: the exit code, or `-signal`.
+fn siginfo_returncode(info: &libc::siginfo_t) -> Option<i32> {
+    // SAFETY: waitid filled the SIGCHLD fields of `info`.
+    let status = unsafe { info.si_status() };
+    match info.si_code {
+        libc::CLD_EXITED => Some(status),
+        libc::CLD_KILLED | libc::CLD_DUMPED => Some(-status),
+        _ => None,
+    }
+}
+
+/// Non-blocking `waitpid` for one pid: `Ok(None)` while it runs.
+///
+/// `Err(ECHILD)` means something else in this process reaped it first.
+pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<i32>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one c_int through the pointer we pass.
+    let got = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, libc::WNOHANG) }))?;
+    Ok(if got == 0 { None } else { returncode(status) })
+}
+
+/// `waitid(P_PIDFD, fd, WEXITED | flags)`: the returncode once the child exited (reaping
+/// it unless `flags` has `WNOWAIT`), `Ok(None)` while it runs (with `WNOHANG`).
+///
+/// `Err(ECHILD)`: the pidfd's process is not an unreaped child of ours (something else
+/// reaped it, or it never was ours).
+pub fn waitid_pidfd(fd: &OwnedFd, flags: libc::c_int) -> io::Result<Option<i32>> {
+    let info = waitid(
+        libc::P_PIDFD,
+        fd.as_raw_fd() as libc::id_t,
+        libc::WEXITED | flags,
+    )?;
+    Ok(info.as_ref().and_then(siginfo_returncode))
+}
+
+/// The address of a libc symbol, if this libc has it (`dlsym(RTLD_DEFAULT)`): how an
+/// optional glibc extension is found at run time.
+///
+/// # Safety
+/// The caller must only use the address as the function (or object) type the symbol
+/// really has.
+pub unsafe fn weak_symbol(name: &CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the name up.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
 }
 
 /// `F_GETFD`: the descriptor flags, or EBADF when `fd` is not open.

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import fastspawn
 from fastspawn import _core
+from fastspawn._options import NativeSpawn
 
 
 def no_panic(function: Callable[..., Any], *args: Any) -> Any:
@@ -39,12 +40,37 @@ def no_panic(function: Callable[..., Any], *args: Any) -> Any:
         pytest.fail(f"{name}{args!r} raised {type(exc).__module__}.{type(exc).__name__}: {exc}")
 
 
+def request(**fields: Any) -> NativeSpawn:
+    """A spawn request of ``true`` without options, with ``fields`` replaced."""
+    base = NativeSpawn(
+        program=b"true",
+        argv=[b"true"],
+        env=None,
+        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())),
+        cwd=None,
+        stdin=None,
+        stdout=None,
+        stderr=None,
+        close_fds=True,
+        pass_fds=[],
+        start_new_session=False,
+        process_group=None,
+        restore_signals=True,
+        pipe_size=None,
+        program_name="true",
+        cwd_name=None,
+        umask=None,
+        groups=None,
+        gid=None,
+        uid=None,
+    )
+    return base._replace(**fields)
+
+
 def spawn_core(*argv: str) -> _core.Child:
-    program = argv[0].encode()
-    args = [a.encode() for a in argv]
-    no_options = (None, None, None, None, None, True, [], False, None, True, None)
-    child, *_ = _core.spawn(program, args, *no_options, argv[0], None)
-    return child
+    spawned = _core.spawn(request(program=argv[0].encode(), argv=[a.encode() for a in argv], program_name=argv[0]))
+    assert spawned is not None
+    return spawned[0]
 
 
 # -- Child.wait(timeout) and ChildProcess.wait(timeout): Popen.wait's answers ----------
@@ -331,6 +357,7 @@ STDIO = st.one_of(st.sampled_from([None, -1, -2, -3]), hostile.filter(lambda v: 
     program=st.one_of(st.sampled_from([b"/bin/true", b"true", b"/no/such/program", b"", b"tr\0ue"]), hostile),
     argv=st.one_of(st.just([b"true"]), st.lists(st.binary(max_size=4), max_size=3), hostile),
     env=st.one_of(st.none(), st.just([b"A=1", b"PATH=/bin"]), hostile),
+    exec_path=st.one_of(st.none(), st.sampled_from([b"/bin", b"", b":", b"/b\0in"]), hostile),
     cwd=st.one_of(st.none(), st.sampled_from([b"/", b"/no/such/dir", b"\0"]), hostile),
     stdio=st.tuples(STDIO, STDIO, STDIO),
     flags=st.tuples(hostile, hostile, hostile),
@@ -342,6 +369,7 @@ def test_spawn_survives_anything(
     program: Any,
     argv: Any,
     env: Any,
+    exec_path: Any,
     cwd: Any,
     stdio: tuple[Any, Any, Any],
     flags: tuple[Any, Any, Any],
@@ -358,8 +386,29 @@ def test_spawn_survives_anything(
         # A child running as another user cannot be killed by the cleanup below on
         # every system; keep it root (the values at the edges still get through).
         uid = None
-    args = (program, argv, env, cwd, *stdio, close_fds, pass_fds, new_session, pgroup, restore_signals, pipe_size)
-    result = survives(_core.spawn, *args, "program", "cwd", umask, groups, gid, uid)
+    spawn_request = request(
+        program=program,
+        argv=argv,
+        env=env,
+        exec_path=exec_path,
+        cwd=cwd,
+        stdin=stdio[0],
+        stdout=stdio[1],
+        stderr=stdio[2],
+        close_fds=close_fds,
+        pass_fds=pass_fds,
+        start_new_session=new_session,
+        process_group=pgroup,
+        restore_signals=restore_signals,
+        pipe_size=pipe_size,
+        program_name="program",
+        cwd_name="cwd",
+        umask=umask,
+        groups=groups,
+        gid=gid,
+        uid=uid,
+    )
+    result = survives(_core.spawn, spawn_request)
     if result is not None:
         child, *pipes = result
         for pipe in pipes:
@@ -367,6 +416,12 @@ def test_spawn_survives_anything(
                 pipe.close()
         no_panic(child.send_signal, 9)
         no_panic(child.wait, None)
+
+
+@SETTINGS
+@given(spawn_request=hostile)
+def test_spawn_survives_anything_as_the_request(spawn_request: Any) -> None:
+    survives(_core.spawn, spawn_request)
 
 
 def test_features() -> None:

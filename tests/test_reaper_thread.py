@@ -22,6 +22,7 @@ PRELUDE = r"""
 import asyncio, os, resource, sys, time
 import fastspawn
 from fastspawn import _core
+from fastspawn._options import NativeSpawn
 
 HARD = resource.getrlimit(resource.RLIMIT_NPROC)[1]
 
@@ -34,8 +35,12 @@ def children_left():
     return True
 
 def spawn(*argv):
-    child, *_ = _core.spawn(argv[0].encode(), [a.encode() for a in argv], None, None, None, None, None,
-                            True, [], False, None, True, None, argv[0], None)
+    child, *_ = _core.spawn(NativeSpawn(
+        program=argv[0].encode(), argv=[a.encode() for a in argv], env=None,
+        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())), cwd=None,
+        stdin=None, stdout=None, stderr=None, close_fds=True, pass_fds=[],
+        start_new_session=False, process_group=None, restore_signals=True, pipe_size=None,
+        program_name=argv[0], cwd_name=None, umask=None, groups=None, gid=None, uid=None))
     return child
 """
 

@@ -6,6 +6,8 @@ import sys
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Optional, SupportsIndex, final
 
+from fastspawn._options import NativeSpawn
+
 __all__ = [
     "BytesBuilder",
     "Child",
@@ -194,39 +196,20 @@ class BytesBuilder:
         """The bytes collected; the builder is left empty."""
 
 def spawn(
-    program: bytes,
-    argv: list[bytes],
-    env: Optional[list[bytes]],
-    cwd: Optional[bytes],
-    stdin: Optional[int],
-    stdout: Optional[int],
-    stderr: Optional[int],
-    close_fds: bool,
-    pass_fds: list[int],
-    start_new_session: bool,
-    process_group: Optional[int],
-    restore_signals: bool,
-    pipe_size: Optional[int],
-    program_name: object,
-    cwd_name: object,
-    umask: Optional[int] = None,
-    groups: Optional[list[int]] = None,
-    gid: Optional[int] = None,
-    uid: Optional[int] = None,
-) -> tuple[Child, Optional[WritePipe], Optional[ReadPipe], Optional[ReadPipe]]:
-    """Starts ``argv`` with posix_spawn, never copying this process's address space.
+    request: NativeSpawn,
+) -> Optional[tuple[Child, Optional[WritePipe], Optional[ReadPipe], Optional[ReadPipe]]]:
+    """Starts the child ``request`` describes, never copying this process's address space;
+    None, before anything is created, when it cannot be started natively here (this libc
+    lacks the posix_spawn extension ``cwd`` or ``close_fds`` needs, and nothing sends it
+    to the clone path): the caller then spawns another way.
 
-    ``program`` is a path or a bare name looked up in the ``PATH`` of ``env`` (a list
-    of ``b"NAME=value"``; None inherits this process's environment). ``stdin``,
-    ``stdout``, ``stderr``: None (inherit), -1 (a new pipe, returned), -2 (for stderr:
-    same as stdout; elsewhere an invalid descriptor, EBADF as Popen), -3 (/dev/null) or
-    an open descriptor. ``close_fds`` closes
-    every descriptor but 0-2 and ``pass_fds`` in the child; ``restore_signals`` resets
-    SIGPIPE and SIGXFSZ; ``pipe_size`` (0 to 2**32-1: F_SETPIPE_SZ reads an unsigned int)
-    sets the capacity of the pipes created.
-    ``umask``, ``groups`` (setgroups), ``gid`` (setregid), ``uid`` (setreuid) are
-    applied in the child; with any of them set the child is started with
-    ``clone(CLONE_VM|CLONE_VFORK)`` instead of posix_spawn (still no copy of memory).
+    ``request`` is read by attribute name (any object with ``NativeSpawn``'s fields,
+    documented there); a missing field or one of the wrong type raises TypeError.
+    ``program`` is a path or a bare name looked up in ``exec_path`` (the C environment
+    is never read: no ``getenv`` races an ``os.environ`` change in another thread). The
+    child starts with posix_spawn, or with
+    ``clone(CLONE_VM|CLONE_VFORK)`` and steps of the core's own when ``umask``,
+    ``groups``, ``gid``, ``uid`` or ``process_group`` is set.
 
     Errors are ``OSError`` subclasses named after ``program_name`` (exec failures) or
     ``cwd_name`` (cwd failures), as ``subprocess`` names them; ValueError for an

@@ -18,7 +18,6 @@ import sys
 import warnings
 from typing import Any, NamedTuple, Optional
 
-from . import _core
 from ._private.hooks import popen_posix_spawn_switches
 from ._versions import CHANGES
 
@@ -49,8 +48,6 @@ DELEGATED_OPTIONS: dict[str, Any] = {
     "creationflags": 0,  # Windows only: Popen raises
 }
 
-_CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
-
 # Popen 3.13+ refuses stdout=STDOUT before it looks at any other keyword. Earlier versions
 # (and every version for stdin=STDOUT) take -2 for a descriptor, which the child's dup2
 # finds invalid (the core reports the same EBADF at the same point).
@@ -65,26 +62,47 @@ _ORIGINAL_POPEN = subprocess.Popen
 
 
 class NativeSpawn(NamedTuple):
-    """The arguments of ``_core.spawn``."""
+    """One native spawn: the request ``_core.spawn`` reads, field by field, by name."""
 
+    #: The program to exec: a path, or a bare name looked up in ``PATH``.
     program: bytes
+    #: The arguments, ``argv[0]`` included.
     argv: list[bytes]
+    #: ``b"NAME=value"`` entries; None inherits this process's environment.
     env: Optional[list[bytes]]
+    #: The directories a bare ``program`` is looked up in, as Popen reads them
+    #: (``os.get_exec_path(env)``, joined with ``os.pathsep``); None for a path.
+    exec_path: Optional[bytes]
+    #: The directory to change to in the child; None stays.
     cwd: Optional[bytes]
+    #: None (inherit), -1 (a new pipe), -2 (for stderr: as stdout), -3 (/dev/null) or
+    #: an open descriptor; likewise ``stdout`` and ``stderr``.
     stdin: Optional[int]
     stdout: Optional[int]
     stderr: Optional[int]
+    #: Close every descriptor but 0-2 and ``pass_fds`` in the child.
     close_fds: bool
+    #: Descriptors the child keeps (sorted, unique).
     pass_fds: list[int]
+    #: ``setsid()`` in the child.
     start_new_session: bool
+    #: The process group to join (0: a new one); None stays.
     process_group: Optional[int]
+    #: Reset SIGPIPE and SIGXFSZ to their defaults in the child.
     restore_signals: bool
+    #: ``F_SETPIPE_SZ`` for every pipe created (0 to 2**32-1); None leaves the default.
     pipe_size: Optional[int]
+    #: The ``filename`` of the OSError an exec failure raises (the executable as given).
     program_name: object
+    #: The ``filename`` of the OSError a cwd failure raises (cwd as given).
     cwd_name: object
+    #: The child's umask; None keeps this process's.
     umask: Optional[int]
+    #: Supplementary groups (setgroups); None keeps this process's.
     groups: Optional[list[int]]
+    #: ``setregid(gid, gid)``; None keeps it.
     gid: Optional[int]
+    #: ``setreuid(uid, uid)``; None keeps it.
     uid: Optional[int]
 
 
@@ -457,11 +475,16 @@ _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
 _USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
 
 
+# Only for the pre-check below; the core decides (it answers None where it cannot).
+_CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
+
+
 def _lacks_libc_support(options: _Options) -> bool:
     """Whether this libc lacks the posix_spawn extension an option needs and the spawn
     would not take the core's clone path (which does these itself), so Popen must spawn.
-    Judged on the raw options, before anything that could raise (see ``plan_native``
-    for the rest)."""
+    Judged on the raw options, before anything that could raise. The core is the
+    authority (``_core.spawn`` answers None for what it cannot start); this early copy of
+    its libc test only keeps Popen's audit event from being raised twice on such a libc."""
     if (options.cwd is None or _CAN_CHDIR) and (not options.close_fds or _CAN_CLOSE_FDS):
         return False
     clone_options = (options.groups, options.gid, options.uid, options.process_group)
@@ -471,7 +494,8 @@ def _lacks_libc_support(options: _Options) -> bool:
 def plan_native(
     args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
 ) -> Optional[NativeSpawn]:
-    """The native spawn for these ``Popen`` arguments, or ``None`` to delegate."""
+    """The native spawn for these ``Popen`` arguments, or ``None`` to delegate (the core
+    may still answer that it cannot start it natively: see ``_spawn.spawn_transport``)."""
     if subprocess.Popen is not _ORIGINAL_POPEN:
         return None
     if _STDOUT_CHECKED_FIRST and stdout is subprocess.STDOUT:
@@ -527,31 +551,29 @@ def plan_native(
         if any(b"\0" in item for item in (program, cwd_bytes or b"", *argv, *(env_list or ()))):
             raise ValueError("embedded null byte")
         _check_id_ranges(options.groups, options.gid, options.uid)
-    clone_path = fork_exec.umask is not None or options.groups is not None or options.gid is not None
-    clone_path = clone_path or options.uid is not None or fork_exec.process_group is not None
-    if not clone_path and ((cwd is not None and not _CAN_CHDIR) or (options.close_fds and not _CAN_CLOSE_FDS)):
-        # What _lacks_libc_support could not tell from the raw options: a umask or
-        # process group that asks for nothing (negative). Popen spawns it, and raises its
-        # audit event a second time (only here, only on such a libc).
-        return None
+    # Whether this system can start it natively is the core's answer (_core.spawn
+    # returns None, and _spawn delegates).
     return NativeSpawn(
-        program,
-        argv,
-        env_list,
-        cwd_bytes,
-        *stdio,
-        options.close_fds,
-        fork_exec.fds_to_keep,
-        fork_exec.start_new_session,
-        fork_exec.process_group,
-        fork_exec.restore_signals,
-        options.pipe_size,
-        executable,
-        cwd,
-        fork_exec.umask,
-        options.groups,
-        options.gid,
-        options.uid,
+        program=program,
+        argv=argv,
+        env=env_list,
+        exec_path=None if os.path.dirname(program) else os.fsencode(os.pathsep.join(os.get_exec_path(env))),
+        cwd=cwd_bytes,
+        stdin=stdio[0],
+        stdout=stdio[1],
+        stderr=stdio[2],
+        close_fds=options.close_fds,
+        pass_fds=fork_exec.fds_to_keep,
+        start_new_session=fork_exec.start_new_session,
+        process_group=fork_exec.process_group,
+        restore_signals=fork_exec.restore_signals,
+        pipe_size=options.pipe_size,
+        program_name=executable,
+        cwd_name=cwd,
+        umask=fork_exec.umask,
+        groups=options.groups,
+        gid=options.gid,
+        uid=options.uid,
     )
 
 

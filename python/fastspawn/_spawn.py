@@ -81,10 +81,12 @@ async def spawn_transport(
         # connection_made, and nothing has been connected yet.
         protocol.__class__ = _fast.SubprocessStreamProtocol
     native = plan_native(args, shell, stdin, stdout, stderr, kwargs)
-    if native is not None:
-        child, pin, pout, perr = await spawn_native(loop, native)
-    else:
-        child, pin, pout, perr = _spawn_delegated(args, shell, stdin, stdout, stderr, kwargs)
+    # None from either: Popen spawns it (options the core cannot express, or cannot
+    # honour on this system).
+    spawned = None if native is None else await spawn_native(loop, native)
+    if spawned is None:
+        spawned = _spawn_delegated(args, shell, stdin, stdout, stderr, kwargs)
+    child, pin, pout, perr = spawned
     transport = SubprocessTransport(loop, protocol, child, pin, pout, perr, args, extra)
     try:
         transport.connect()

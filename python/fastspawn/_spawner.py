@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Optional
+from typing import Optional
 
 from . import _core
+from ._options import NativeSpawn
 
 __all__ = ["spawn_native"]
 
@@ -71,12 +71,12 @@ def _discard(spawned: _Spawned) -> None:
             pipe.close()
 
 
-async def spawn_native(loop: asyncio.AbstractEventLoop, request: Any) -> _Spawned:
-    """``_core.spawn(*request)``, on a spawner thread when the loop has other tasks."""
+async def spawn_native(loop: asyncio.AbstractEventLoop, request: NativeSpawn) -> Optional[_Spawned]:
+    """``_core.spawn(request)``, on a spawner thread when the loop has other tasks; None
+    when the core cannot start it natively here."""
     if not _has_other_tasks(loop):
-        spawned: _Spawned = _core.spawn(*request)
-        return spawned
-    spawning = asyncio.wrap_future(_spawner_pool().submit(functools.partial(_core.spawn, *request)), loop=loop)
+        return _core.spawn(request)
+    spawning = asyncio.wrap_future(_spawner_pool().submit(_core.spawn, request), loop=loop)
     try:
         return await asyncio.shield(spawning)
     except asyncio.CancelledError:
@@ -86,6 +86,7 @@ async def spawn_native(loop: asyncio.AbstractEventLoop, request: Any) -> _Spawne
         while not spawning.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(spawning)
-        if not spawning.cancelled() and spawning.exception() is None:
-            _discard(spawning.result())
+        spawned = None if spawning.cancelled() or spawning.exception() is not None else spawning.result()
+        if spawned is not None:
+            _discard(spawned)
         raise

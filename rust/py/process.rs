@@ -1,55 +1,31 @@
-//! Children and their pipes: `Child`, `ReadPipe`, `WritePipe`, `spawn`, `watch`.
+//! Children and their pipes: `Child`, `ReadPipe`, `WritePipe`, `spawn`, `watch`,
+//! `features`.
 
-use std::ffi::CString;
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use super::errors::{closed_pipe, os_error_with_filename, CoreResult};
+use super::request::NativeSpawn;
+use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
 use crate::child;
 use crate::pipe;
-use crate::spawn::{self as spawner, Credentials, SpawnError, SpawnRequest, Stdio};
-use crate::sys::{fd_flags, strerror};
-
-/// `subprocess.PIPE`, `STDOUT`, `DEVNULL`.
-const PIPE: i32 = -1;
-const STDOUT: i32 = -2;
-const DEVNULL: i32 = -3;
-
-fn os_error_with_filename(e: &io::Error, filename: Py<PyAny>) -> PyErr {
-    let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    PyOSError::new_err((errno, strerror(errno), filename))
-}
-
-fn c_string(bytes: Vec<u8>) -> PyResult<CString> {
-    CString::new(bytes).map_err(|_| PyValueError::new_err("embedded null byte"))
-}
+use crate::spawn::{self as spawner, SpawnError};
+use crate::sys::fd_flags;
 
 /// Takes ownership of a descriptor handed over from Python.
-fn owned_fd(fd: i32) -> PyResult<OwnedFd> {
-    fd_flags(fd).map_err(|e| os_error(&e))?;
+fn owned_fd(fd: i32) -> CoreResult<OwnedFd> {
+    fd_flags(fd)?;
     // SAFETY: `fd` is open (checked above) and the documented contract of the
     // constructors is that the caller gives up its ownership.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn stdio(value: Option<i32>, target: usize) -> Stdio {
-    match value {
-        None => Stdio::Inherit,
-        Some(PIPE) => Stdio::Pipe,
-        Some(DEVNULL) => Stdio::DevNull,
-        Some(STDOUT) if target == 2 => Stdio::Stdout,
-        // For stdin/stdout, Popen takes STDOUT (-2) for a descriptor, which the spawn then
-        // finds invalid: EBADF, after every other check made before the child starts.
-        Some(fd) => Stdio::Fd(fd),
-    }
-}
 /// A running or finished child. Dropping it unreaped hands it to the reaper.
 #[pyclass(module = "fastspawn._core", name = "Child")]
-struct PyChild(child::Child);
+pub(crate) struct PyChild(child::Child);
 
 #[pymethods]
 impl PyChild {
@@ -68,8 +44,8 @@ impl PyChild {
         self.0.exit_fd()
     }
 
-    fn try_wait(&mut self) -> PyResult<Option<i32>> {
-        self.0.try_wait().map_err(|e| os_error(&e))
+    fn try_wait(&mut self) -> CoreResult<Option<i32>> {
+        Ok(self.0.try_wait()?)
     }
 
     /// Blocks (without the GIL) until exit or `timeout` seconds; the returncode or None.
@@ -78,21 +54,21 @@ impl PyChild {
     /// waits without one; NaN is refused (3.15's `Popen.wait` refuses it too, earlier
     /// ones wait: the caller decides).
     #[pyo3(signature = (timeout=None))]
-    fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
+    fn wait(&mut self, py: Python<'_>, timeout: Option<f64>) -> CoreResult<Option<i32>> {
         let timeout = match timeout {
             None => None,
             Some(t) if t.is_nan() => {
-                return Err(PyValueError::new_err("Invalid value NaN (not a number)"));
+                return Err(PyValueError::new_err("Invalid value NaN (not a number)").into());
             }
             // Too large (or infinite): no deadline at all.
             Some(t) => std::time::Duration::try_from_secs_f64(t.max(0.0)).ok(),
         };
         let child = &mut self.0;
-        py.detach(|| child.wait(timeout)).map_err(|e| os_error(&e))
+        Ok(py.detach(|| child.wait(timeout))?)
     }
 
-    fn send_signal(&self, signal: i32) -> PyResult<bool> {
-        self.0.send_signal(signal).map_err(|e| os_error(&e))
+    fn send_signal(&self, signal: i32) -> CoreResult<bool> {
+        Ok(self.0.send_signal(signal)?)
     }
 
     fn close_exit_fd(&mut self) {
@@ -109,20 +85,18 @@ impl PyChild {
 }
 
 /// The parent's non-blocking reading end of a child's stdout or stderr.
-#[pyclass(module = "fastspawn._core")]
-pub(crate) struct ReadPipe(pub(crate) Option<pipe::ReadPipe>);
+#[pyclass(module = "fastspawn._core", name = "ReadPipe")]
+pub(crate) struct PyReadPipe(pub(crate) Option<pipe::ReadPipe>);
 
 #[pymethods]
-impl ReadPipe {
+impl PyReadPipe {
     /// Takes ownership of `fd`, the reading end of a pipe; makes it non-blocking.
     #[new]
-    fn new(fd: i32) -> PyResult<Self> {
-        pipe::ReadPipe::new(owned_fd(fd)?)
-            .map(|p| Self(Some(p)))
-            .map_err(|e| os_error(&e))
+    fn new(fd: i32) -> CoreResult<Self> {
+        Ok(Self(Some(pipe::ReadPipe::new(owned_fd(fd)?)?)))
     }
 
-    fn fileno(&self) -> PyResult<i32> {
+    fn fileno(&self) -> CoreResult<i32> {
         Ok(self.0.as_ref().ok_or_else(closed_pipe)?.as_fd().as_raw_fd())
     }
 
@@ -132,14 +106,18 @@ impl ReadPipe {
     }
 
     /// Up to `max` bytes: `b""` at EOF, `None` when nothing is there yet.
-    fn read<'py>(&mut self, py: Python<'py>, max: usize) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn read<'py>(
+        &mut self,
+        py: Python<'py>,
+        max: usize,
+    ) -> CoreResult<Option<Bound<'py, PyBytes>>> {
         let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
-        let ready = pipe.ready_len(max).map_err(|e| os_error(&e))?;
+        let ready = pipe.ready_len(max)?;
         if ready < SMALL_READ {
             // Small, empty (EOF or spurious wake-up): a stack buffer and one copy.
             let mut buf = [0u8; SMALL_READ];
             let want = max.min(SMALL_READ);
-            return match pipe.read(&mut buf[..want]).map_err(|e| os_error(&e))? {
+            return match pipe.read(&mut buf[..want])? {
                 Some(n) => Ok(Some(PyBytes::new(py, &buf[..n]))),
                 None => Ok(None),
             };
@@ -156,11 +134,11 @@ impl ReadPipe {
         &mut self,
         py: Python<'py>,
         max: usize,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    ) -> CoreResult<Option<Bound<'py, PyBytes>>> {
         let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
         if max == 0 {
             // A 0-byte read could not tell EOF from "nothing yet".
-            return Err(PyValueError::new_err("max must be positive"));
+            return Err(PyValueError::new_err("max must be positive").into());
         }
         read_new_bytes(py, pipe, max)
     }
@@ -178,11 +156,11 @@ fn read_new_bytes<'py>(
     py: Python<'py>,
     pipe: &mut pipe::ReadPipe,
     len: usize,
-) -> PyResult<Option<Bound<'py, PyBytes>>> {
+) -> CoreResult<Option<Bound<'py, PyBytes>>> {
     let bytes = uninit_bytes(py, len)?;
     // SAFETY: `bytes` was just created and is not yet visible to Python code.
     let buf = unsafe { bytes_buffer_mut(&bytes) };
-    match pipe.read(buf).map_err(|e| os_error(&e))? {
+    match pipe.read(buf)? {
         Some(n) if n == len => Ok(Some(bytes)),
         Some(n) => Ok(Some(PyBytes::new(py, &buf[..n]))),
         None => Ok(None),
@@ -190,20 +168,18 @@ fn read_new_bytes<'py>(
 }
 
 /// The parent's non-blocking writing end of a child's stdin, with its own buffer.
-#[pyclass(module = "fastspawn._core")]
-struct WritePipe(Option<pipe::WritePipe>);
+#[pyclass(module = "fastspawn._core", name = "WritePipe")]
+pub(crate) struct PyWritePipe(Option<pipe::WritePipe>);
 
 #[pymethods]
-impl WritePipe {
+impl PyWritePipe {
     /// Takes ownership of `fd`, the writing end of a pipe; makes it non-blocking.
     #[new]
-    fn new(fd: i32) -> PyResult<Self> {
-        pipe::WritePipe::new(owned_fd(fd)?)
-            .map(|p| Self(Some(p)))
-            .map_err(|e| os_error(&e))
+    fn new(fd: i32) -> CoreResult<Self> {
+        Ok(Self(Some(pipe::WritePipe::new(owned_fd(fd)?)?)))
     }
 
-    fn fileno(&self) -> PyResult<i32> {
+    fn fileno(&self) -> CoreResult<i32> {
         Ok(self.0.as_ref().ok_or_else(closed_pipe)?.as_fd().as_raw_fd())
     }
 
@@ -219,15 +195,15 @@ impl WritePipe {
     }
 
     /// Writes what the pipe takes now, buffers the rest; returns the bytes buffered.
-    fn write(&mut self, data: &[u8]) -> PyResult<usize> {
+    fn write(&mut self, data: &[u8]) -> CoreResult<usize> {
         let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
-        pipe.write(data).map_err(|e| os_error(&e))
+        Ok(pipe.write(data)?)
     }
 
     /// Writes buffered bytes the pipe takes now; returns the bytes still buffered.
-    fn flush(&mut self) -> PyResult<usize> {
+    fn flush(&mut self) -> CoreResult<usize> {
         let pipe = self.0.as_mut().ok_or_else(closed_pipe)?;
-        pipe.flush().map_err(|e| os_error(&e))
+        Ok(pipe.flush()?)
     }
 
     /// Drops the buffer without writing it.
@@ -242,101 +218,48 @@ impl WritePipe {
     }
 }
 
-/// Starts a child with `posix_spawn`. See `_core.pyi` for the contract.
-#[pyfunction]
-#[pyo3(signature = (
-    program, argv, env, cwd, stdin, stdout, stderr, close_fds, pass_fds,
-    start_new_session, process_group, restore_signals, pipe_size, program_name, cwd_name,
-    umask=None, groups=None, gid=None, uid=None,
-))]
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn spawn(
-    py: Python<'_>,
-    program: Vec<u8>,
-    argv: Vec<Vec<u8>>,
-    env: Option<Vec<Vec<u8>>>,
-    cwd: Option<Vec<u8>>,
-    stdin: Option<i32>,
-    stdout: Option<i32>,
-    stderr: Option<i32>,
-    close_fds: bool,
-    pass_fds: Vec<i32>,
-    start_new_session: bool,
-    process_group: Option<i32>,
-    restore_signals: bool,
-    pipe_size: Option<u32>,
-    program_name: Py<PyAny>,
-    cwd_name: Py<PyAny>,
-    umask: Option<u32>,
-    groups: Option<Vec<u32>>,
-    gid: Option<u32>,
-    uid: Option<u32>,
-) -> PyResult<(
+/// The child and the parent's ends of its pipes.
+type SpawnedTuple = (
     PyChild,
-    Option<WritePipe>,
-    Option<ReadPipe>,
-    Option<ReadPipe>,
-)> {
-    let req = SpawnRequest {
-        program: c_string(program)?,
-        argv: argv.into_iter().map(c_string).collect::<PyResult<_>>()?,
-        env: env
-            .map(|e| e.into_iter().map(c_string).collect::<PyResult<_>>())
-            .transpose()?,
-        cwd: cwd.map(c_string).transpose()?,
-        stdio: [stdio(stdin, 0), stdio(stdout, 1), stdio(stderr, 2)],
-        close_fds,
-        pass_fds,
-        new_session: start_new_session,
-        process_group,
-        restore_signals,
-        pipe_size,
-        credentials: Credentials {
-            umask,
-            groups,
-            gid,
-            uid,
-        },
-    };
-    // PATH is read while the GIL keeps Python code from changing the environment.
-    let candidates = spawner::exec_candidates(&req);
-    // posix_spawn waits until the child has exec'd; let other threads run meanwhile.
-    let spawned = py.detach(|| spawner::spawn(&req, &candidates));
-    match spawned {
-        Ok(s) => Ok((
+    Option<PyWritePipe>,
+    Option<PyReadPipe>,
+    Option<PyReadPipe>,
+);
+
+/// Starts the child `request` describes (see `_core.pyi`); None when it cannot be
+/// started natively here.
+#[pyfunction]
+pub(crate) fn spawn(
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+) -> CoreResult<Option<SpawnedTuple>> {
+    let request = NativeSpawn::read(request)?;
+    let req = request.to_spawn_request()?;
+    // The spawn waits until the child has exec'd; let other threads run meanwhile.
+    match py.detach(|| spawner::spawn(&req)) {
+        Ok(None) => Ok(None),
+        Ok(Some(s)) => Ok(Some((
             PyChild(s.child),
-            s.stdin.map(|p| WritePipe(Some(p))),
-            s.stdout.map(|p| ReadPipe(Some(p))),
-            s.stderr.map(|p| ReadPipe(Some(p))),
-        )),
-        Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, program_name)),
-        Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, cwd_name)),
-        Err(SpawnError::Other(e)) => Err(os_error(&e)),
+            s.stdin.map(|p| PyWritePipe(Some(p))),
+            s.stdout.map(|p| PyReadPipe(Some(p))),
+            s.stderr.map(|p| PyReadPipe(Some(p))),
+        ))),
+        Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, request.program_name)),
+        Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, request.cwd_name)),
+        Err(SpawnError::Other(e)) => Err(e.into()),
     }
 }
 
 /// Watches `pid`, a child this process started some other way (the delegated
 /// `subprocess.Popen` path) and that nobody has reaped.
 #[pyfunction]
-fn watch(pid: i32) -> PyResult<PyChild> {
-    child::Child::watch(pid)
-        .map(PyChild)
-        .map_err(|e| os_error(&e))
+pub(crate) fn watch(pid: i32) -> CoreResult<PyChild> {
+    Ok(PyChild(child::Child::watch(pid)?))
 }
 
 /// What this system lets the core do natively.
 #[pyfunction]
-fn features() -> (bool, bool, bool) {
-    let f = spawner::Features::get();
+pub(crate) fn features() -> (bool, bool, bool) {
+    let f = spawner::Extensions::get();
     (f.cwd(), f.close_fds(), child::pidfd_supported())
-}
-
-pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyChild>()?;
-    m.add_class::<ReadPipe>()?;
-    m.add_class::<WritePipe>()?;
-    m.add_function(wrap_pyfunction!(spawn, m)?)?;
-    m.add_function(wrap_pyfunction!(watch, m)?)?;
-    m.add_function(wrap_pyfunction!(features, m)?)?;
-    Ok(())
 }

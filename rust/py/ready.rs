@@ -77,7 +77,7 @@ pub(crate) fn ready<'py>(
 
 /// Adds `Ready` where it is used (3.11).
 #[cfg(not(Py_GIL_DISABLED))]
-pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     if ready_coroutine_function(m.py())?.is_none() {
         m.add("Ready", am_send::ready_type(m.py())?)?;
     }

@@ -10,9 +10,10 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
-use super::process::ReadPipe;
+use super::errors::{closed_pipe, CoreResult};
+use super::process::PyReadPipe;
 use super::ready::ready;
-use super::{bytes_buffer_mut, closed_pipe, os_error, uninit_bytes, SMALL_READ};
+use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
 use crate::buffer::{move_releasing, ByteQueue};
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
@@ -26,7 +27,7 @@ use crate::buffer::{move_releasing, ByteQueue};
 /// raises `BufferError`, as `bytearray` does.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct StreamBuffer {
+pub(crate) struct StreamBuffer {
     queue: ByteQueue,
     /// Views exported and not yet released. Shared with each view (through its
     /// `internal` pointer) so that releasing one needs no borrow of the buffer: a view
@@ -297,13 +298,13 @@ impl StreamBuffer {
     /// read, 0 at EOF, None when nothing was there.
     fn read_from(
         &mut self,
-        mut pipe: PyRefMut<'_, ReadPipe>,
+        mut pipe: PyRefMut<'_, PyReadPipe>,
         max: usize,
-    ) -> PyResult<Option<usize>> {
+    ) -> CoreResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        self.resizable()?
-            .append_with(|data| pipe.read_append(data, max))
-            .map_err(|e| os_error(&e))
+        Ok(self
+            .resizable()?
+            .append_with(|data| pipe.read_append(data, max))?)
     }
 
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
@@ -411,7 +412,7 @@ fn index_value(n: &Bound<'_, PyAny>) -> PyResult<isize> {
 /// `paused`, kept by the reader) and two callables, so no private name of the reader
 /// is spelled here.
 #[pyclass(module = "fastspawn._core")]
-struct LineIter {
+pub(crate) struct LineIter {
     buffer: Py<StreamBuffer>,
     limit: usize,
     /// Awaitable for the next line the slow way (`StopAsyncIteration` at EOF).
@@ -461,7 +462,7 @@ impl LineIter {
 /// collecting N bytes peaks near N of memory (plus a step) rather than the 2N of a join.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-struct BytesBuilder(Vec<u8>);
+pub(crate) struct BytesBuilder(Vec<u8>);
 
 /// Bytes copied per step by `finish` (and released from the vector after each).
 const FINISH_STEP: usize = 1 << 20;
@@ -485,16 +486,15 @@ impl BytesBuilder {
     /// None when nothing was there.
     fn read_from(
         &mut self,
-        mut pipe: PyRefMut<'_, ReadPipe>,
+        mut pipe: PyRefMut<'_, PyReadPipe>,
         max: usize,
-    ) -> PyResult<Option<usize>> {
+    ) -> CoreResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        let want = match pipe.ready_len(max).map_err(|e| os_error(&e))? {
+        let want = match pipe.ready_len(max)? {
             0 => max.min(SMALL_READ),
             n => n,
         };
-        pipe.read_append(&mut self.0, want)
-            .map_err(|e| os_error(&e))
+        Ok(pipe.read_append(&mut self.0, want)?)
     }
 
     /// Moves everything out of a stream buffer into this builder.
@@ -528,11 +528,4 @@ impl BytesBuilder {
         move_releasing(collected, unsafe { bytes_buffer_mut(&bytes) }, FINISH_STEP);
         Ok(bytes)
     }
-}
-
-pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<StreamBuffer>()?;
-    m.add_class::<LineIter>()?;
-    m.add_class::<BytesBuilder>()?;
-    Ok(())
 }

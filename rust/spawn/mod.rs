@@ -1,23 +1,27 @@
-//! Spawning with `posix_spawn`: the parent's address space is never copied (glibc runs
-//! the child on `clone(CLONE_VM|CLONE_VFORK)`), so the cost stays flat however much
-//! memory the parent holds.
+//! Starting a child: the request, its descriptor plan, the paths to exec, and the one
+//! decision of which backend starts it.
 //!
-//! Everything a request asks for is expressed as `posix_spawn` file actions and
-//! attributes. The two GNU extensions it relies on (`addchdir_np`, glibc 2.29, for `cwd`;
-//! `addclosefrom_np`, glibc 2.34, for `close_fds`) are looked up at run time; when one is
-//! missing, [`Features`] says so and the caller delegates that spawn instead of ignoring
-//! the option.
+//! * [`posix`]: `posix_spawn`, for everything it can express.
+//! * [`clone`]: a child on `clone(CLONE_VM|CLONE_VFORK)` running our own steps, for what
+//!   `posix_spawn` cannot express (umask, credentials) or cannot report apart from an
+//!   exec failure (joining a process group).
+//!
+//! Neither copies the parent's address space, so the cost stays flat however much memory
+//! the parent holds. The backends share the vocabulary defined here and never import
+//! each other; [`spawn`] builds the plan, routes, and wraps the pid in a [`Child`].
 
-use std::ffi::{c_char, c_int, CStr, CString};
+mod clone;
+mod posix;
+
+use std::ffi::{c_char, CStr, CString};
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::sync::OnceLock;
+
+pub use posix::Extensions;
 
 use crate::child::Child;
 use crate::pipe::{pipe_cloexec, set_pipe_size, ReadPipe, WritePipe};
-use crate::sys::{cvt_nz, dup_cloexec, fd_flags};
+use crate::sys::{dup_cloexec, fd_flags};
 
 /// What one of the child's standard descriptors is connected to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,10 @@ pub struct SpawnRequest {
     pub argv: Vec<CString>,
     /// `NAME=value` entries; `None` inherits this process's environment.
     pub env: Option<Vec<CString>>,
+    /// The directories a bare program name is looked up in, `:`-separated, as the
+    /// caller read `PATH` (Python: `os.get_exec_path(env)`, from `os.environ` or `env`);
+    /// never read here from the C environment, which another thread may be changing.
+    pub exec_path: Option<CString>,
     pub cwd: Option<CString>,
     /// stdin, stdout, stderr.
     pub stdio: [Stdio; 3],
@@ -59,7 +67,7 @@ pub struct SpawnRequest {
 }
 
 /// umask, groups and ids for the child: `posix_spawn` cannot express them, so a request
-/// with any of them set is started by [`crate::clone_spawn`].
+/// with any of them set is started by the [`clone`] backend.
 #[derive(Debug, Default, Clone)]
 pub struct Credentials {
     pub umask: Option<libc::mode_t>,
@@ -103,228 +111,6 @@ impl From<io::Error> for SpawnError {
     }
 }
 
-type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
-type AddClosefrom = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
-
-/// The optional glibc entry points, resolved once.
-#[derive(Debug, Clone, Copy)]
-pub struct Features {
-    addchdir: Option<AddChdir>,
-    addclosefrom: Option<AddClosefrom>,
-}
-
-impl Features {
-    pub fn get() -> Features {
-        static FEATURES: OnceLock<Features> = OnceLock::new();
-        *FEATURES.get_or_init(|| Features {
-            // SAFETY: the named symbols, where present, have exactly these signatures
-            // (glibc's spawn.h).
-            addchdir: unsafe { weak(c"posix_spawn_file_actions_addchdir_np") }
-                // SAFETY: a non-null symbol address of the function declared above.
-                .map(|p| unsafe { std::mem::transmute::<*mut libc::c_void, AddChdir>(p) }),
-            // SAFETY: as above.
-            addclosefrom: unsafe { weak(c"posix_spawn_file_actions_addclosefrom_np") }
-                // SAFETY: a non-null symbol address of the function declared above.
-                .map(|p| unsafe { std::mem::transmute::<*mut libc::c_void, AddClosefrom>(p) }),
-        })
-    }
-
-    /// `cwd` can be honoured natively.
-    pub fn cwd(self) -> bool {
-        self.addchdir.is_some()
-    }
-
-    /// `close_fds=True` can be honoured natively.
-    pub fn close_fds(self) -> bool {
-        self.addclosefrom.is_some()
-    }
-}
-
-/// The address of a libc symbol, if this libc has it.
-///
-/// # Safety
-/// The caller must only use the address as the function type the symbol really has.
-unsafe fn weak(name: &CStr) -> Option<*mut libc::c_void> {
-    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the name up.
-    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    (!p.is_null()).then_some(p)
-}
-
-/// `posix_spawn_file_actions_t`, destroyed on drop. Boxed: POSIX does not allow the
-/// object to move once initialised.
-struct FileActions(Box<MaybeUninit<libc::posix_spawn_file_actions_t>>);
-
-impl FileActions {
-    fn new() -> io::Result<Self> {
-        let mut raw = Box::new(MaybeUninit::uninit());
-        // SAFETY: init writes a fresh object into the uninitialised storage.
-        cvt_nz(unsafe { libc::posix_spawn_file_actions_init(raw.as_mut_ptr()) })?;
-        Ok(Self(raw))
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut libc::posix_spawn_file_actions_t {
-        self.0.as_mut_ptr()
-    }
-
-    fn dup2(&mut self, from: RawFd, to: RawFd) -> io::Result<()> {
-        // SAFETY: the object was initialised in `new`; the call copies the integers.
-        cvt_nz(unsafe { libc::posix_spawn_file_actions_adddup2(self.as_mut_ptr(), from, to) })
-    }
-
-    fn close(&mut self, fd: RawFd) -> io::Result<()> {
-        // SAFETY: as above.
-        cvt_nz(unsafe { libc::posix_spawn_file_actions_addclose(self.as_mut_ptr(), fd) })
-    }
-
-    fn open_devnull(&mut self, to: RawFd) -> io::Result<()> {
-        // SAFETY: as above; glibc copies the path string.
-        cvt_nz(unsafe {
-            libc::posix_spawn_file_actions_addopen(
-                self.as_mut_ptr(),
-                to,
-                c"/dev/null".as_ptr(),
-                libc::O_RDWR,
-                0,
-            )
-        })
-    }
-
-    fn chdir(&mut self, addchdir: AddChdir, dir: &CStr) -> io::Result<()> {
-        // SAFETY: `addchdir` is glibc's addchdir_np; it copies the path string.
-        cvt_nz(unsafe { addchdir(self.as_mut_ptr(), dir.as_ptr()) })
-    }
-
-    fn closefrom(&mut self, addclosefrom: AddClosefrom, low: RawFd) -> io::Result<()> {
-        // SAFETY: `addclosefrom` is glibc's addclosefrom_np.
-        cvt_nz(unsafe { addclosefrom(self.as_mut_ptr(), low) })
-    }
-}
-
-impl FileActions {
-    /// The `posix_spawn` file actions for `plan`; ENOSYS where this libc lacks an
-    /// extension the plan needs (callers check [`Features`] first and delegate).
-    fn from_plan(plan: &[FdAction], cwd: Option<&CStr>, features: Features) -> io::Result<Self> {
-        let enosys = || io::Error::from_raw_os_error(libc::ENOSYS);
-        let mut actions = Self::new()?;
-        for action in plan {
-            match *action {
-                FdAction::Dup2(from, to) => actions.dup2(from, to)?,
-                FdAction::Close(fd) => actions.close(fd)?,
-                FdAction::DevNull(fd) => actions.open_devnull(fd)?,
-                FdAction::CloseFrom(low) => {
-                    actions.closefrom(features.addclosefrom.ok_or_else(enosys)?, low)?;
-                }
-                FdAction::Chdir => {
-                    if let Some(dir) = cwd {
-                        actions.chdir(features.addchdir.ok_or_else(enosys)?, dir)?;
-                    }
-                }
-            }
-        }
-        Ok(actions)
-    }
-}
-
-impl Drop for FileActions {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new` and destroyed exactly once, here.
-        unsafe { libc::posix_spawn_file_actions_destroy(self.as_mut_ptr()) };
-    }
-}
-
-/// `posix_spawnattr_t`, destroyed on drop.
-struct SpawnAttr(Box<MaybeUninit<libc::posix_spawnattr_t>>);
-
-impl SpawnAttr {
-    fn new() -> io::Result<Self> {
-        let mut raw = Box::new(MaybeUninit::uninit());
-        // SAFETY: init writes a fresh object into the uninitialised storage.
-        cvt_nz(unsafe { libc::posix_spawnattr_init(raw.as_mut_ptr()) })?;
-        Ok(Self(raw))
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut libc::posix_spawnattr_t {
-        self.0.as_mut_ptr()
-    }
-
-    fn configure(&mut self, req: &SpawnRequest) -> io::Result<()> {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises `set`; sigaddset only modifies it.
-        unsafe {
-            libc::sigemptyset(set.as_mut_ptr());
-            if req.restore_signals {
-                libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
-                libc::sigaddset(set.as_mut_ptr(), libc::SIGXFSZ);
-            }
-        }
-        // glibc's child sets its two internal signals (SIGCANCEL, SIGSETXID: 32 and 33) to
-        // SIG_IGN unless they are in the default set, and an ignored signal stays ignored
-        // across exec. Popen's fork + exec leaves each as this process has it: ignored
-        // only if ignored here. sigaddset refuses them, so their bits are set directly.
-        for signal in GLIBC_INTERNAL_SIGNALS {
-            if ignored_here(signal) {
-                continue;
-            }
-            let bit = signal as usize - 1;
-            // SAFETY: glibc's sigset_t is an array of unsigned longs, one bit per signal
-            // from 1 (`set` was initialised above); signals 32 and 33 lie in the first
-            // 128 bits of its 1024.
-            unsafe {
-                *set.as_mut_ptr()
-                    .cast::<libc::c_ulong>()
-                    .add(bit / libc::c_ulong::BITS as usize) |=
-                    1 << (bit % libc::c_ulong::BITS as usize);
-            }
-        }
-        // SAFETY: the attr is initialised and `set` was initialised above.
-        cvt_nz(unsafe { libc::posix_spawnattr_setsigdefault(self.as_mut_ptr(), set.as_ptr()) })?;
-        let mut flags = c_int::from(libc::POSIX_SPAWN_SETSIGDEF);
-        if req.new_session {
-            flags |= c_int::from(libc::POSIX_SPAWN_SETSID);
-        }
-        // A process group is never asked of posix_spawn: see `spawn`.
-        // SAFETY: the attr is initialised; the flags are valid glibc flags.
-        cvt_nz(unsafe { libc::posix_spawnattr_setflags(self.as_mut_ptr(), flags as libc::c_short) })
-    }
-}
-
-/// glibc's SIGCANCEL and SIGSETXID (`__SIGRTMIN` and `__SIGRTMIN + 1`).
-const GLIBC_INTERNAL_SIGNALS: [c_int; 2] = [32, 33];
-
-/// Whether `signal` is ignored in this process. Asked of the kernel directly, because
-/// glibc's `sigaction` refuses its internal signals.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn ignored_here(signal: c_int) -> bool {
-    // The kernel's struct sigaction on these architectures: the handler comes first,
-    // then flags, restorer and an 8-byte mask.
-    let mut old = [0usize; 4];
-    // SAFETY: rt_sigaction with no new action only writes the current one into `old`,
-    // which is large enough for the kernel's struct; 8 is the kernel's sigset size.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            signal,
-            std::ptr::null::<libc::c_void>(),
-            old.as_mut_ptr(),
-            8usize,
-        )
-    };
-    ret == 0 && old[0] == libc::SIG_IGN
-}
-
-/// Elsewhere the kernel's struct layout differs: keep glibc's behaviour (ignored).
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn ignored_here(_signal: c_int) -> bool {
-    true
-}
-
-impl Drop for SpawnAttr {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new` and destroyed exactly once, here.
-        unsafe { libc::posix_spawnattr_destroy(self.as_mut_ptr()) };
-    }
-}
-
 /// A null-terminated array of pointers into `strings`, for argv and envp.
 pub(crate) fn c_array(strings: &[CString]) -> Vec<*mut c_char> {
     strings
@@ -335,25 +121,17 @@ pub(crate) fn c_array(strings: &[CString]) -> Vec<*mut c_char> {
 }
 
 /// The paths to try for `req.program`, in order, as `subprocess` builds them: the
-/// program itself when it names a directory, else each `PATH` entry joined with it
-/// (`PATH` from `req.env` when given, else from this process; `/bin:/usr/bin` when unset).
-///
-/// Reads this process's environment: call it while no other thread can change it
-/// (from Python, with the GIL held).
+/// program itself when it names a directory, else each entry of `req.exec_path` joined
+/// with it (`/bin:/usr/bin`, Python's `os.defpath`, when that is `None`).
 pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
     let program = req.program.as_bytes();
     if program.contains(&b'/') {
         return vec![req.program.clone()];
     }
-    let from_env = req.env.as_ref().map(|env| {
-        env.iter()
-            .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(<[u8]>::to_vec))
-    });
-    let path = match from_env {
-        Some(found) => found,
-        None => std::env::var_os("PATH").map(|p| p.as_bytes().to_vec()),
-    }
-    .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+    let path = req
+        .exec_path
+        .as_ref()
+        .map_or(&b"/bin:/usr/bin"[..], |p| p.as_bytes());
     path.split(|&b| b == b':')
         .map(|dir| {
             let mut full = dir.to_vec();
@@ -361,8 +139,7 @@ pub fn exec_candidates(req: &SpawnRequest) -> Vec<CString> {
                 full.push(b'/');
             }
             full.extend_from_slice(program);
-            // Neither part contains NUL (PATH came from a C string, program is a
-            // CString), so nothing is dropped here in practice.
+            // Neither part contains NUL (both are C strings), so nothing is dropped.
             CString::new(full).ok()
         })
         .collect::<Option<Vec<_>>>()
@@ -380,24 +157,6 @@ pub(crate) fn surely_missing(path: &CStr) -> bool {
         io::Error::last_os_error().raw_os_error(),
         Some(libc::ENOENT | libc::ENOTDIR)
     )
-}
-
-/// The error changing into `dir` would give, if any.
-fn chdir_error(dir: &CStr) -> Option<io::Error> {
-    let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: stat writes into `st` and reads the NUL-terminated path.
-    if unsafe { libc::stat(dir.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return Some(io::Error::last_os_error());
-    }
-    // SAFETY: stat succeeded, so `st` is initialised.
-    if unsafe { st.assume_init() }.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return Some(io::Error::from_raw_os_error(libc::ENOTDIR));
-    }
-    // SAFETY: access reads the NUL-terminated path.
-    if unsafe { libc::access(dir.as_ptr(), libc::X_OK) } != 0 {
-        return Some(io::Error::last_os_error());
-    }
-    None
 }
 
 /// One step of setting up the child's descriptors, run in order in the child: by
@@ -525,61 +284,44 @@ fn connect_stdio(fds: &mut ChildFds, req: &SpawnRequest) -> io::Result<[Option<O
     Ok(parent_ends)
 }
 
-/// Calls `posix_spawn` for each candidate until one starts; returns its pid.
-fn spawn_first(
-    req: &SpawnRequest,
-    candidates: &[CString],
-    actions: &mut FileActions,
-    attr: &mut SpawnAttr,
-) -> Result<libc::pid_t, SpawnError> {
-    let argv = c_array(&req.argv);
-    let env_owned = req.env.as_deref().map(c_array);
-    let envp: *const *mut c_char = match &env_owned {
-        Some(env) => env.as_ptr(),
-        // SAFETY: reading the `environ` pointer itself; posix_spawn copies what it needs.
-        None => unsafe { environ }.cast(),
-    };
-    let mut first_error: Option<io::Error> = None;
-    let mut last_error = io::Error::from_raw_os_error(libc::ENOENT);
-    let several = candidates.len() > 1;
-    for path in candidates {
-        if several && req.cwd.is_none() && surely_missing(path) {
-            continue;
-        }
-        let mut pid: libc::pid_t = 0;
-        // SAFETY: every pointer is valid for the call: `path` is NUL-terminated, the
-        // actions and attr are initialised, argv and envp are null-terminated arrays of
-        // NUL-terminated strings that outlive the call, and `pid` is writable.
-        let ret = unsafe {
-            libc::posix_spawn(
-                &raw mut pid,
-                path.as_ptr(),
-                actions.as_mut_ptr(),
-                attr.as_mut_ptr(),
-                argv.as_ptr(),
-                envp,
-            )
-        };
-        let Err(e) = cvt_nz(ret) else {
-            return Ok(pid);
-        };
-        if let Some(chdir_err) = req.cwd.as_deref().and_then(chdir_error) {
-            return Err(SpawnError::Chdir(chdir_err));
-        }
-        if first_error.is_none() && !matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
-        {
-            first_error = Some(e);
-        } else {
-            last_error = e;
-        }
-    }
-    Err(SpawnError::Exec(first_error.unwrap_or(last_error)))
+/// The backend that starts a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    PosixSpawn,
+    Clone,
 }
 
-/// Starts the child described by `req`, trying `candidates` (from [`exec_candidates`])
-/// in order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
+/// The one routing decision: the backend that starts `req`, or `None` when it cannot
+/// be started natively here.
+fn backend(req: &SpawnRequest) -> Option<Backend> {
+    if !req.credentials.is_empty() || req.process_group.is_some() {
+        // posix_spawn cannot set a umask or change credentials, and when joining a
+        // process group fails it reports the errno as if the exec had failed (EPERM,
+        // EACCES): the clone path reports which step failed, as `subprocess` does. It
+        // changes directory and closes descriptors itself.
+        return Some(Backend::Clone);
+    }
+    let extensions = Extensions::get();
+    if (req.cwd.is_some() && !extensions.cwd()) || (req.close_fds && !extensions.close_fds()) {
+        // This libc lacks the posix_spawn file action the option needs (`addchdir_np`,
+        // glibc 2.29; `addclosefrom_np`, 2.34): not natively here, so the caller spawns
+        // some other way rather than ignore the option.
+        return None;
+    }
+    Some(Backend::PosixSpawn)
+}
+
+/// Starts the child described by `req`, trying the paths [`exec_candidates`] gives in
+/// order, as `subprocess` does: the first error other than ENOENT/ENOTDIR is the one
 /// reported.
-pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, SpawnError> {
+///
+/// `Ok(None)`, before anything is created, when `req` cannot be started natively here
+/// (see [`backend`]).
+pub fn spawn(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
+    let Some(backend) = backend(req) else {
+        return Ok(None);
+    };
+    let candidates = &exec_candidates(req);
     let mut fds = ChildFds {
         actions: Vec::new(),
         keep_open: Vec::new(),
@@ -591,21 +333,9 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
     if req.cwd.is_some() {
         fds.actions.push(FdAction::Chdir);
     }
-    // posix_spawn cannot set a umask or change credentials, and when joining a process
-    // group fails it reports the errno as if the exec had failed (EPERM, EACCES): the
-    // clone path reports which step failed, as `subprocess` does.
-    let (pid, pidfd) = if req.credentials.is_empty() && req.process_group.is_none() {
-        let mut actions =
-            FileActions::from_plan(&fds.actions, req.cwd.as_deref(), Features::get())?;
-        let mut attr = SpawnAttr::new()?;
-        attr.configure(req)?;
-        // No pidfd from posix_spawn: `Child::watch` opens one, and takes a child that
-        // someone else reaped meanwhile for what it is (it ran; its status is lost).
-        // glibc 2.39's pidfd_spawn would give it atomically, but the pid must then be
-        // read back from the pidfd, which fails (ESRCH) in exactly that case.
-        (spawn_first(req, candidates, &mut actions, &mut attr)?, None)
-    } else {
-        crate::clone_spawn::spawn(req, candidates, &fds.actions)?
+    let (pid, pidfd) = match backend {
+        Backend::PosixSpawn => (posix::spawn(req, candidates, &fds.actions)?, None),
+        Backend::Clone => clone::spawn(req, candidates, &fds.actions)?,
     };
     // The child's ends of the pipes close here, in the parent.
     drop(fds);
@@ -613,12 +343,12 @@ pub fn spawn(req: &SpawnRequest, candidates: &[CString]) -> Result<Spawned, Spaw
         Some(fd) => Child::from_pidfd(pid, fd),
         None => Child::watch(pid)?,
     };
-    Ok(Spawned {
+    Ok(Some(Spawned {
         child,
         stdin: stdin.map(WritePipe::new).transpose()?,
         stdout: stdout.map(ReadPipe::new).transpose()?,
         stderr: stderr.map(ReadPipe::new).transpose()?,
-    })
+    }))
 }
 
 extern "C" {
@@ -635,6 +365,7 @@ pub(crate) mod tests {
             program: CString::new(argv[0]).unwrap(),
             argv: argv.iter().map(|a| CString::new(*a).unwrap()).collect(),
             env: None,
+            exec_path: Some(CString::new("/usr/local/bin:/usr/bin:/bin").unwrap()),
             cwd: None,
             stdio: [Stdio::Inherit, Stdio::Inherit, Stdio::Inherit],
             close_fds: true,
@@ -649,7 +380,9 @@ pub(crate) mod tests {
 
     /// Spawns `req`, reads its stdout (if piped) to EOF and waits: `(returncode, output)`.
     pub(crate) fn run(req: &SpawnRequest) -> (i32, Vec<u8>) {
-        let mut spawned = spawn(req, &exec_candidates(req)).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut spawned = spawn(req)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .expect("started natively");
         let mut out = Vec::new();
         if let Some(pipe) = spawned.stdout.take() {
             crate::sys::set_nonblocking(pipe.as_fd(), false).unwrap();
@@ -675,7 +408,7 @@ pub(crate) mod tests {
     #[test]
     fn missing_program_is_enoent_exec_error() {
         let req = request(&["definitely-not-a-program-xyz"]);
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Exec(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }
@@ -685,19 +418,17 @@ pub(crate) mod tests {
     fn bad_cwd_is_a_chdir_error() {
         let mut req = request(&["/bin/true"]);
         req.cwd = Some(CString::new("/no/such/dir").unwrap());
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Chdir(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT)),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn env_path_is_used_for_lookup() {
+    fn exec_path_is_used_for_lookup() {
         let mut req = request(&["sh", "-c", "echo $FOO"]);
-        req.env = Some(vec![
-            CString::new("PATH=/nonexistent:/bin").unwrap(),
-            CString::new("FOO=bar").unwrap(),
-        ]);
+        req.env = Some(vec![CString::new("FOO=bar").unwrap()]);
+        req.exec_path = Some(CString::new("/nonexistent:/bin").unwrap());
         req.stdio[1] = Stdio::Pipe;
         assert_eq!(
             exec_candidates(&req),
@@ -768,9 +499,12 @@ pub(crate) mod tests {
         // posix_spawn would have returned as if the exec had failed.
         let mut req = request(&["true"]);
         req.process_group = Some(1);
-        match spawn(&req, &exec_candidates(&req)) {
+        match spawn(&req) {
             Err(SpawnError::Other(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),
-            other => panic!("expected a setup error, got {:?}", other.map(|s| s.child)),
+            other => panic!(
+                "expected a setup error, got {:?}",
+                other.map(|s| s.map(|s| s.child))
+            ),
         }
     }
 
