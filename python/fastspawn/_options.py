@@ -18,6 +18,7 @@ import sys
 import warnings
 from typing import Any, NamedTuple, Optional
 
+from . import _core
 from ._private.hooks import popen_posix_spawn_switches
 from ._versions import CHANGES
 
