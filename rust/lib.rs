@@ -11,7 +11,8 @@
 //! 4. `child`: a started child (pidfd or reaper), its signals and reaping.
 //! 5. `spawn`: the request, its descriptor plan and the routing (`spawn/mod.rs`), over
 //!    the two backends that share it and not each other (`spawn/posix.rs`,
-//!    `spawn/clone.rs`).
+//!    `spawn/clone.rs`), and `spawn/parent_thread.rs`, the long-lived thread that starts
+//!    children with a parent-death signal (it knows nothing of spawning: it runs a job).
 //! 6. `py`: the PyO3 layer; within it `errors` (the one error conversion), `request`
 //!    (the spawn request), `ready` below `process` (children, pipes, `spawn`) below
 //!    `stream` (the `StreamReader` buffer).

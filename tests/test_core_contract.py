@@ -45,6 +45,9 @@ def request(script: str = "true", **fields: Any) -> NativeSpawn:
         groups=None,
         gid=None,
         uid=None,
+        rlimits=None,
+        pdeathsig=None,
+        subreaper=False,
     )
     return base._replace(**fields)
 
@@ -191,6 +194,14 @@ def test_umask() -> None:
     assert run(request("umask", umask=0o027)) == (0, "0027\n")
 
 
+def test_rlimits_pdeathsig_subreaper() -> None:
+    script = "ulimit -Sn; ulimit -Hn"
+    assert run(request(script, rlimits=[(7, 50, 60)], pdeathsig=9, subreaper=True)) == (0, "50\n60\n")
+    with pytest.raises(ValueError, match="current limit exceeds maximum limit") as raised:
+        _core.spawn(request(rlimits=[(7, 60, 50)]))
+    assert raised.value.__notes__ == ["in the child: setrlimit of resource 7"]
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="only root may change its ids")
 def test_groups_gid_uid() -> None:
     assert run(request("id -u; id -g; id -G", groups=[65534, 1], gid=65534, uid=65534)) == (
@@ -236,6 +247,9 @@ WRONG_TYPES = {
     "groups": 0,
     "gid": "root",
     "uid": 2**40,
+    "rlimits": {7: (1, 1)},
+    "pdeathsig": "SIGKILL",
+    "subreaper": None,
 }
 
 

@@ -63,6 +63,9 @@ def request(**fields: Any) -> NativeSpawn:
         groups=None,
         gid=None,
         uid=None,
+        rlimits=None,
+        pdeathsig=None,
+        subreaper=False,
     )
     return base._replace(**fields)
 
@@ -364,6 +367,11 @@ STDIO = st.one_of(st.sampled_from([None, -1, -2, -3]), hostile.filter(lambda v: 
     pass_fds=st.one_of(st.just([]), st.lists(hostile.filter(lambda v: not is_open(v)), max_size=2), hostile),
     pgroup_pipesize=st.tuples(st.one_of(st.none(), hostile), st.one_of(st.none(), hostile)),
     credentials=st.tuples(*[st.one_of(st.none(), hostile)] * 4),
+    setup=st.tuples(
+        st.one_of(st.none(), st.lists(st.tuples(hostile, hostile, hostile), max_size=2), hostile),
+        st.one_of(st.none(), hostile),
+        hostile,
+    ),
 )
 def test_spawn_survives_anything(
     program: Any,
@@ -376,6 +384,7 @@ def test_spawn_survives_anything(
     pass_fds: Any,
     pgroup_pipesize: tuple[Any, Any],
     credentials: tuple[Any, Any, Any, Any],
+    setup: tuple[Any, Any, Any],
 ) -> None:
     close_fds, new_session, restore_signals = flags
     pgroup, pipe_size = pgroup_pipesize
@@ -407,6 +416,9 @@ def test_spawn_survives_anything(
         groups=groups,
         gid=gid,
         uid=uid,
+        rlimits=setup[0],
+        pdeathsig=setup[1],
+        subreaper=setup[2],
     )
     result = survives(_core.spawn, spawn_request)
     if result is not None:

@@ -40,7 +40,8 @@ def spawn(*argv):
         exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())), cwd=None,
         stdin=None, stdout=None, stderr=None, close_fds=True, pass_fds=[],
         start_new_session=False, process_group=None, restore_signals=True, pipe_size=None,
-        program_name=argv[0], cwd_name=None, umask=None, groups=None, gid=None, uid=None))
+        program_name=argv[0], cwd_name=None, umask=None, groups=None, gid=None, uid=None,
+        rlimits=None, pdeathsig=None, subreaper=False))
     return child
 """
 

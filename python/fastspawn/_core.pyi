@@ -207,13 +207,17 @@ def spawn(
     documented there); a missing field or one of the wrong type raises TypeError.
     ``program`` is a path or a bare name looked up in ``exec_path`` (the C environment
     is never read: no ``getenv`` races an ``os.environ`` change in another thread). The
-    child starts with posix_spawn, or with
-    ``clone(CLONE_VM|CLONE_VFORK)`` and steps of the core's own when ``umask``,
-    ``groups``, ``gid``, ``uid`` or ``process_group`` is set.
+    child starts with posix_spawn, or with ``clone(CLONE_VM|CLONE_VFORK)`` and steps of
+    the core's own when ``umask``, ``groups``, ``gid``, ``uid``, ``process_group``,
+    ``rlimits``, ``pdeathsig`` or ``subreaper`` is set. A child with ``pdeathsig`` is
+    started by one core thread that lives as long as the process (the kernel sends the
+    signal when the creating *thread* ends), the caller waiting for it.
 
     Errors are ``OSError`` subclasses named after ``program_name`` (exec failures) or
     ``cwd_name`` (cwd failures), as ``subprocess`` names them; ValueError for an
-    embedded NUL byte; nothing is leaked on any error."""
+    embedded NUL byte; a failed ``rlimits``/``pdeathsig``/``subreaper`` step raises what
+    the same call raises in Python (``resource.setrlimit``'s ValueError for EINVAL and
+    EPERM, else OSError) with a note naming the step; nothing is leaked on any error."""
 
 def watch(pid: int) -> Child:
     """Watches ``pid``, an unreaped child this process started some other way.

@@ -19,6 +19,7 @@ import threading
 from typing import Any, Coroutine, Optional, TypeVar
 
 from . import _spawn
+from ._options import popen_kwargs
 from ._private import FAST_STREAMS
 from ._private.hooks import MAKE_TRANSPORT, selector_loop_class, stock_child_watcher_replaced
 from ._process import short_communicate
@@ -58,6 +59,7 @@ async def _make_subprocess_transport(
     **kwargs: Any,
 ) -> Any:
     if _saved is not None and _stock_machinery_customized(self):
+        kwargs = popen_kwargs(kwargs, "asyncio's own spawner runs it: its subprocess machinery is customised")
         return await _saved(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra, **kwargs)
     # bufsize is 0 here: loop.subprocess_exec/shell refuse anything else.
     return await _spawn.spawn_transport(self, protocol, args, shell, stdin, stdout, stderr, extra, kwargs)

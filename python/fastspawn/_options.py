@@ -13,9 +13,12 @@ import asyncio
 import inspect
 import operator
 import os
+import resource
+import signal
 import subprocess
 import sys
 import warnings
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
 from . import _core
@@ -41,6 +44,12 @@ NATIVE_OPTIONS: dict[str, Any] = {
 }
 NATIVE_OPTIONS["pipesize"] = -1
 NATIVE_OPTIONS["process_group"] = None
+
+# fastspawn's own keywords, no Popen equivalent: what the child sets up for itself
+# between clone and exec, in place of a preexec_fn (see _child_setup). Never passed to
+# Popen: a spawn that goes through it refuses them (see popen_kwargs).
+CHILD_SETUP_OPTIONS: dict[str, Any] = {"rlimits": None, "pdeathsig": None, "subreaper": False}
+NATIVE_OPTIONS.update(CHILD_SETUP_OPTIONS)
 
 # Popen keywords that posix_spawn cannot express; any value but the default delegates.
 DELEGATED_OPTIONS: dict[str, Any] = {
@@ -105,6 +114,14 @@ class NativeSpawn(NamedTuple):
     gid: Optional[int]
     #: ``setreuid(uid, uid)``; None keeps it.
     uid: Optional[int]
+    #: ``(resource, soft, hard)`` for ``setrlimit`` in the child (before the ids
+    #: change), in order; soft and hard as ``rlim_t`` (RLIM_INFINITY: 2**64-1).
+    rlimits: Optional[list[tuple[int, int, int]]]
+    #: The signal the child gets when this process dies (PR_SET_PDEATHSIG); None: none.
+    pdeathsig: Optional[int]
+    #: Make the child a subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants stay
+    #: in its subtree.
+    subreaper: bool
 
 
 def _stdio(value: Any) -> Optional[int]:
@@ -552,6 +569,7 @@ def plan_native(
         if any(b"\0" in item for item in (program, cwd_bytes or b"", *argv, *(env_list or ()))):
             raise ValueError("embedded null byte")
         _check_id_ranges(options.groups, options.gid, options.uid)
+    rlimits, pdeathsig, subreaper = _child_setup(kwargs)
     # Whether this system can start it natively is the core's answer (_core.spawn
     # returns None, and _spawn delegates).
     return NativeSpawn(
@@ -575,6 +593,9 @@ def plan_native(
         groups=options.groups,
         gid=options.gid,
         uid=options.uid,
+        rlimits=rlimits,
+        pdeathsig=pdeathsig,
+        subreaper=subreaper,
     )
 
 
@@ -582,6 +603,88 @@ def popen_delegated(
     args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
 ) -> subprocess.Popen[bytes]:
     """Spawns through the standard library, for options the core cannot honour."""
+    kwargs = popen_kwargs(kwargs, _delegation_reason(kwargs))
     return subprocess.Popen(
         args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr, universal_newlines=False, bufsize=0, **kwargs
     )
+
+
+# -- fastspawn's child setup (CHILD_SETUP_OPTIONS) -----------------------------------
+
+# resource.prlimit on a pid that cannot exist (pids stay below pid_max, at most 2**22)
+# converts and checks its arguments exactly as resource.setrlimit does, on every Python
+# version, then fails with ESRCH, changing nothing.
+_NO_SUCH_PID = 2**22
+_RLIM_T = 2**64 - 1
+
+
+def _rlimits(value: Any) -> Optional[list[tuple[int, int, int]]]:
+    """``rlimits={resource: (soft, hard), ...}`` as the core takes it, refused with the
+    errors ``resource.setrlimit`` gives for each entry (those it can tell before the
+    spawn; the child reports the rest, such as a hard limit it may not raise)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"rlimits must be a mapping of resource to (soft, hard), not {type(value).__name__}")
+    limits = []
+    for resource_id, pair in value.items():
+        pair = tuple(pair)
+        try:
+            resource.prlimit(_NO_SUCH_PID, resource_id, pair)
+        except ProcessLookupError:
+            pass
+        # setrlimit converts each to a C long long and then to rlim_t (-1: RLIM_INFINITY).
+        soft, hard = (operator.index(v) & _RLIM_T for v in pair)
+        if soft > hard:
+            raise ValueError("current limit exceeds maximum limit")  # setrlimit's EINVAL
+        limits.append((operator.index(resource_id), soft, hard))
+    return limits or None
+
+
+def _pdeathsig(value: Any) -> Optional[int]:
+    """``pdeathsig=signal.SIGKILL``: a signal number, checked as ``signal.signal`` does."""
+    if value is None:
+        return None
+    number = operator.index(value)
+    if not 0 < number < signal.NSIG:
+        raise ValueError("signal number out of range")
+    return number
+
+
+def _child_setup(kwargs: dict[str, Any]) -> tuple[Optional[list[tuple[int, int, int]]], Optional[int], bool]:
+    """``(rlimits, pdeathsig, subreaper)`` from these keywords, checked."""
+    if not kwargs:
+        return None, None, False
+    rlimits = _rlimits(kwargs.get("rlimits"))
+    return rlimits, _pdeathsig(kwargs.get("pdeathsig")), bool(kwargs.get("subreaper", False))
+
+
+def _asked_for(name: str, value: Any) -> bool:
+    return not (value is None or value is False or (name == "rlimits" and isinstance(value, Mapping) and not value))
+
+
+def _delegation_reason(kwargs: dict[str, Any]) -> str:
+    if subprocess.Popen is not _ORIGINAL_POPEN:
+        return "subprocess.Popen is replaced"
+    names = [
+        f"{name}="
+        for name, value in kwargs.items()
+        if name not in NATIVE_OPTIONS and (name not in DELEGATED_OPTIONS or value != DELEGATED_OPTIONS[name])
+    ]
+    return f"because of {', '.join(names)}" if names else "the core cannot start it here"
+
+
+def popen_kwargs(kwargs: dict[str, Any], reason: str) -> dict[str, Any]:
+    """``kwargs`` for a spawn that Popen (or asyncio's own spawner) makes, for ``reason``:
+    the child-setup keywords dropped, or TypeError if one asks for something, which
+    nothing there can honour."""
+    setup = [name for name in CHILD_SETUP_OPTIONS if name in kwargs]
+    if not setup:
+        return kwargs
+    asked = [f"{name}=" for name in setup if _asked_for(name, kwargs[name])]
+    if asked:
+        raise TypeError(
+            f"{', '.join(asked)} cannot be honoured: this spawn goes through subprocess.Popen ({reason}), "
+            "which has no such option; fastspawn sets it up only when it spawns the child itself"
+        )
+    return {name: value for name, value in kwargs.items() if name not in CHILD_SETUP_OPTIONS}

@@ -11,6 +11,7 @@ use std::io;
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::spawn::SetupStep;
 use crate::sys::strerror;
 
 /// An error of the core or of Python, raised in Python as [`From<CoreError> for
@@ -50,4 +51,27 @@ pub(crate) fn os_error_with_filename(e: &io::Error, filename: Py<PyAny>) -> Core
 
 pub(crate) fn closed_pipe() -> CoreError {
     CoreError(PyValueError::new_err("I/O operation on closed pipe"))
+}
+
+/// A step of the child setup that failed in the child: the error the same call raises
+/// in Python (`resource.setrlimit`'s `ValueError` for EINVAL and EPERM, else
+/// `OSError`), with a note naming the step.
+pub(crate) fn setup_error(py: Python<'_>, step: SetupStep, e: io::Error) -> CoreError {
+    let note = match step {
+        SetupStep::Rlimit(resource) => format!("in the child: setrlimit of resource {resource}"),
+        SetupStep::ParentDeathSignal => "in the child: prctl(PR_SET_PDEATHSIG)".to_owned(),
+        SetupStep::Subreaper => "in the child: prctl(PR_SET_CHILD_SUBREAPER)".to_owned(),
+    };
+    let error = match (step, e.raw_os_error()) {
+        (SetupStep::Rlimit(_), Some(libc::EINVAL)) => {
+            PyValueError::new_err("current limit exceeds maximum limit")
+        }
+        (SetupStep::Rlimit(_), Some(libc::EPERM)) => {
+            PyValueError::new_err("not allowed to raise maximum limit")
+        }
+        _ => CoreError::from(e).0,
+    };
+    // PEP 678 notes (3.11+); a failure to add one leaves the error as it is.
+    let _ = error.value(py).call_method1("add_note", (note,));
+    CoreError(error)
 }

@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::errors::{closed_pipe, os_error_with_filename, CoreResult};
+use super::errors::{closed_pipe, os_error_with_filename, setup_error, CoreResult};
 use super::request::NativeSpawn;
 use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
 use crate::child;
@@ -246,6 +246,7 @@ pub(crate) fn spawn(
         ))),
         Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, request.program_name)),
         Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, request.cwd_name)),
+        Err(SpawnError::Setup(step, e)) => Err(setup_error(py, step, e)),
         Err(SpawnError::Other(e)) => Err(e.into()),
     }
 }

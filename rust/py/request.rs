@@ -7,7 +7,7 @@ use std::ffi::CString;
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::spawn::{Credentials, SpawnRequest, Stdio};
+use crate::spawn::{ChildSetup, Credentials, Rlimit, SpawnRequest, Stdio};
 
 /// `subprocess.PIPE`, `STDOUT`, `DEVNULL`.
 const PIPE: i32 = -1;
@@ -17,6 +17,8 @@ const DEVNULL: i32 = -3;
 /// `fastspawn._options.NativeSpawn`: the fields of a spawn request, each read with `getattr(request, name)` and converted
 /// as its type says (a wrong type is a `TypeError` naming the field).
 #[derive(FromPyObject)]
+// One field per keyword, as Python names them: Popen's flags are booleans.
+#[allow(clippy::struct_excessive_bools)]
 pub(crate) struct NativeSpawn {
     program: Vec<u8>,
     argv: Vec<Vec<u8>>,
@@ -40,6 +42,10 @@ pub(crate) struct NativeSpawn {
     groups: Option<Vec<u32>>,
     gid: Option<u32>,
     uid: Option<u32>,
+    /// `(resource, soft, hard)`, set in order.
+    rlimits: Option<Vec<(i32, u64, u64)>>,
+    pdeathsig: Option<i32>,
+    subreaper: bool,
 }
 
 impl NativeSpawn {
@@ -89,6 +95,20 @@ impl NativeSpawn {
                 groups: self.groups.clone(),
                 gid: self.gid,
                 uid: self.uid,
+            },
+            setup: ChildSetup {
+                rlimits: self
+                    .rlimits
+                    .iter()
+                    .flatten()
+                    .map(|&(resource, soft, hard)| Rlimit {
+                        resource,
+                        soft,
+                        hard,
+                    })
+                    .collect(),
+                pdeathsig: self.pdeathsig,
+                subreaper: self.subreaper,
             },
         })
     }

@@ -1,5 +1,6 @@
 //! The clone path: a child started with `clone(CLONE_VM | CLONE_VFORK)` for what
-//! `posix_spawn` cannot express (a umask, supplementary groups, gid, uid) or cannot
+//! `posix_spawn` cannot express (a umask, supplementary groups, gid, uid, resource
+//! limits, a parent-death signal, the subreaper flag) or cannot
 //! report apart from an exec failure (joining a process group).
 //!
 //! Like `posix_spawn`, it never copies the parent's address space: the child runs on a
@@ -13,8 +14,11 @@
 //! pidfd comes from the `clone` itself (`CLONE_PIDFD`): it names this child even if
 //! someone else reaps it at once.
 //!
-//! The order of the child's steps follows CPython's `_posixsubprocess`: descriptors,
-//! cwd, umask, signals, session/group, `setgroups`, `setregid`, `setreuid`, exec.
+//! The order of the child's steps follows CPython's `_posixsubprocess`: signals,
+//! descriptors, cwd, umask, session/group, `setgroups`, `setregid`, `setreuid`, exec;
+//! with the declarative child setup (no `preexec_fn`) fitted in: resource limits before
+//! the ids change (a privileged parent may raise a hard limit for an unprivileged
+//! child), subreaper and parent-death signal after it (changing ids clears the signal).
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
@@ -22,7 +26,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-use super::{c_array, environ, surely_missing, FdAction, SpawnError, SpawnRequest};
+use super::{
+    c_array, environ, surely_missing, FdAction, Rlimit, SetupStep, SpawnError, SpawnRequest,
+};
 use crate::child::pidfd_supported;
 use crate::pipe::pipe_cloexec;
 use crate::sys::{cvt, dup_cloexec, retry_eintr, waitid_pidfd};
@@ -30,6 +36,13 @@ use crate::sys::{cvt, dup_cloexec, retry_eintr, waitid_pidfd};
 const STAGE_EXEC: u8 = 0;
 const STAGE_CHDIR: u8 = 1;
 const STAGE_OTHER: u8 = 2;
+/// `setrlimit`; the report's detail is the resource.
+const STAGE_RLIMIT: u8 = 3;
+const STAGE_PDEATHSIG: u8 = 4;
+const STAGE_SUBREAPER: u8 = 5;
+
+/// The failure report: errno (4 bytes, little-endian), stage (1), detail (4).
+const REPORT_LEN: usize = 9;
 
 /// The child's stack. The child only makes system calls, so this is ample.
 const STACK_SIZE: usize = 256 * 1024;
@@ -49,6 +62,13 @@ struct ChildPlan {
     n_groups: Option<usize>,
     gid: Option<libc::gid_t>,
     uid: Option<libc::uid_t>,
+    rlimits: *const Rlimit,
+    n_rlimits: usize,
+    subreaper: bool,
+    /// 0: none.
+    pdeathsig: c_int,
+    /// The pid of the process that started the child, read before `clone`.
+    parent: libc::pid_t,
     candidates: *const *const c_char,
     n_candidates: usize,
     argv: *const *mut c_char,
@@ -57,35 +77,51 @@ struct ChildPlan {
     mask: libc::sigset_t,
 }
 
-/// A step of the child that failed: the stage it reports, with this thread's errno.
-struct Failed(u8, c_int);
+/// A step of the child that failed: the stage it reports, a detail (the resource of a
+/// failed `setrlimit`), and the errno.
+#[derive(Clone, Copy)]
+struct Failed {
+    stage: u8,
+    detail: c_int,
+    errno: c_int,
+}
 
 type Step = Result<(), Failed>;
 
 /// The errno of the call that just failed, as the failure of `stage`.
-fn failed(stage: u8) -> Failed {
+fn failed(stage: u8, detail: c_int) -> Failed {
     // SAFETY: __errno_location returns this thread's errno slot, always valid; reading
     // it is async-signal-safe.
-    Failed(stage, unsafe { *libc::__errno_location() })
+    let errno = unsafe { *libc::__errno_location() };
+    Failed {
+        stage,
+        detail,
+        errno,
+    }
 }
 
 /// `Ok` unless a call returned a negative value (-1), else the errno as a failure of
 /// `stage`.
-fn check(ret: c_int, stage: u8) -> Step {
-    if ret >= 0 {
+fn check(ret: impl Into<i64>, stage: u8) -> Step {
+    check_detailed(ret, stage, 0)
+}
+
+fn check_detailed(ret: impl Into<i64>, stage: u8, detail: c_int) -> Step {
+    if ret.into() >= 0 {
         Ok(())
     } else {
-        Err(failed(stage))
+        Err(failed(stage, detail))
     }
 }
 
-/// Reports `failure` on `err_fd` (errno as 4 little-endian bytes, then the stage) and
-/// ends the calling process with `_exit(127)`: no destructor, atexit handler or stdio
-/// flush of this address space runs, which would be the parent's.
-fn report_and_exit(err_fd: RawFd, Failed(stage, errno): Failed) -> ! {
-    let mut msg = [0u8; 5];
-    msg[..4].copy_from_slice(&errno.to_le_bytes());
-    msg[4] = stage;
+/// Reports `failure` on `err_fd` (see [`REPORT_LEN`]) and ends the calling process with
+/// `_exit(127)`: no destructor, atexit handler or stdio flush of this address space
+/// runs, which would be the parent's.
+fn report_and_exit(err_fd: RawFd, failure: Failed) -> ! {
+    let mut msg = [0u8; REPORT_LEN];
+    msg[..4].copy_from_slice(&failure.errno.to_le_bytes());
+    msg[4] = failure.stage;
+    msg[5..].copy_from_slice(&failure.detail.to_le_bytes());
     // SAFETY: write reads `msg`, which lives on this stack; a bad descriptor only makes
     // it fail, and the parent then reads EOF (success) or too few bytes (EIO).
     unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
@@ -211,20 +247,13 @@ unsafe fn apply(action: FdAction, err_fd: RawFd, cwd: *const c_char) -> Step {
     }
 }
 
-/// The process-wide steps after the descriptors: umask, session or process group,
-/// supplementary groups, gid, uid; in `_posixsubprocess`'s order.
+/// The process-wide steps after the descriptors: umask, then session or process group,
+/// in `_posixsubprocess`'s order.
 ///
 /// # Safety
-/// The calling process is the child: a single-threaded process about to exec, whose
-/// credentials, session and umask nobody else relies on. `plan.groups` points to
-/// `plan.n_groups` ids when that is `Some`.
-///
-/// The ids are set with the raw system calls, as glibc's own `posix_spawn` child does
-/// (its `local-setxid.h`): glibc's `setgroups`/`setregid`/`setreuid` see the parent's
-/// memory, believe the process multi-threaded, and run their all-threads protocol
-/// (`__nptl_setxid`: its lock, a signal to each of the parent's threads) from the child.
-/// The raw calls change the calling thread, which here is the whole child.
-unsafe fn apply_process_settings(plan: &ChildPlan) -> Step {
+/// The calling process is the child: a process about to exec, whose umask, session and
+/// process group nobody else relies on.
+unsafe fn apply_session(plan: &ChildPlan) -> Step {
     if let Some(mask) = plan.umask {
         // SAFETY: umask only swaps a process attribute.
         unsafe { libc::umask(mask) };
@@ -237,20 +266,99 @@ unsafe fn apply_process_settings(plan: &ChildPlan) -> Step {
         // SAFETY: setpgid takes two integers.
         check(unsafe { libc::setpgid(0, pgroup) }, STAGE_OTHER)?;
     }
+    Ok(())
+}
+
+/// Sets the resource limits, in order: before the credentials change, so a privileged
+/// parent can raise a hard limit for a child that then drops its privileges.
+///
+/// # Safety
+/// The calling process is the child, whose limits nobody else relies on; `plan.rlimits`
+/// points to `plan.n_rlimits` limits.
+unsafe fn apply_rlimits(plan: &ChildPlan) -> Step {
+    for i in 0..plan.n_rlimits {
+        // SAFETY: `i` is within the limits (the caller's guarantee).
+        let limit = unsafe { *plan.rlimits.add(i) };
+        let new = libc::rlimit64 {
+            rlim_cur: limit.soft,
+            rlim_max: limit.hard,
+        };
+        // SAFETY: prlimit64 on this process (pid 0) reads one rlimit64 and, with a null
+        // old-value pointer, writes nothing: `setrlimit`, made directly.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                limit.resource,
+                &raw const new,
+                ptr::null_mut::<libc::rlimit64>(),
+            )
+        };
+        check_detailed(ret, STAGE_RLIMIT, limit.resource)?;
+    }
+    Ok(())
+}
+
+/// Supplementary groups, gid, uid; in `_posixsubprocess`'s order.
+///
+/// # Safety
+/// The calling process is the child: a single-threaded process about to exec, whose
+/// credentials nobody else relies on. `plan.groups` points to `plan.n_groups` ids when
+/// that is `Some`.
+///
+/// The ids are set with the raw system calls, as glibc's own `posix_spawn` child does
+/// (its `local-setxid.h`): glibc's `setgroups`/`setregid`/`setreuid` see the parent's
+/// memory, believe the process multi-threaded, and run their all-threads protocol
+/// (`__nptl_setxid`: its lock, a signal to each of the parent's threads) from the child.
+/// The raw calls change the calling thread, which here is the whole child.
+unsafe fn apply_credentials(plan: &ChildPlan) -> Step {
     if let Some(n) = plan.n_groups {
         // SAFETY: the kernel reads `n` gid_t from `plan.groups` (the caller's guarantee).
         let ret = unsafe { libc::syscall(libc::SYS_setgroups, n, plan.groups) };
-        check(ret as c_int, STAGE_OTHER)?;
+        check(ret, STAGE_OTHER)?;
     }
     if let Some(gid) = plan.gid {
         // SAFETY: setregid takes two integers.
         let ret = unsafe { libc::syscall(libc::SYS_setregid, gid, gid) };
-        check(ret as c_int, STAGE_OTHER)?;
+        check(ret, STAGE_OTHER)?;
     }
     if let Some(uid) = plan.uid {
         // SAFETY: setreuid takes two integers.
         let ret = unsafe { libc::syscall(libc::SYS_setreuid, uid, uid) };
-        check(ret as c_int, STAGE_OTHER)?;
+        check(ret, STAGE_OTHER)?;
+    }
+    Ok(())
+}
+
+/// Makes the child a subreaper, and gives it its parent-death signal: after the
+/// credentials change, which clears the signal.
+///
+/// The parent may have died between `clone` and `prctl`, and then the signal would
+/// never come: the child has been reparented, so `getppid()` is no longer the
+/// `plan.parent` read before `clone`, and the child sends itself the signal as the
+/// kernel would have. (All signals are blocked until just before the exec: SIGKILL
+/// ends it at once, another signal when the mask is restored, with the disposition the
+/// kernel's would have met.)
+///
+/// # Safety
+/// The calling process is the child (its own subreaper flag, parent-death signal and
+/// pending signals); `plan.parent` is the pid of the process that started it.
+unsafe fn apply_parent_ties(plan: &ChildPlan) -> Step {
+    if plan.subreaper {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer.
+        let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+        check(ret, STAGE_SUBREAPER)?;
+    }
+    if plan.pdeathsig != 0 {
+        let signal = plan.pdeathsig as libc::c_ulong;
+        // SAFETY: PR_SET_PDEATHSIG takes one integer.
+        let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal) };
+        check(ret, STAGE_PDEATHSIG)?;
+        // SAFETY: getppid cannot fail.
+        if unsafe { libc::getppid() } != plan.parent {
+            // SAFETY: getpid cannot fail; kill signals this process only.
+            unsafe { libc::kill(libc::getpid(), plan.pdeathsig) };
+        }
     }
     Ok(())
 }
@@ -275,12 +383,16 @@ unsafe fn exec_first(plan: &ChildPlan) -> Failed {
         // SAFETY: every pointer is valid and terminated (the caller's guarantee); execve
         // only returns on failure.
         unsafe { libc::execve(path, plan.argv.cast(), plan.envp.cast()) };
-        last = failed(STAGE_EXEC).1;
+        last = failed(STAGE_EXEC, 0).errno;
         if first == 0 && last != libc::ENOENT && last != libc::ENOTDIR {
             first = last;
         }
     }
-    Failed(STAGE_EXEC, if first != 0 { first } else { last })
+    Failed {
+        stage: STAGE_EXEC,
+        detail: 0,
+        errno: if first != 0 { first } else { last },
+    }
 }
 
 /// The child's steps up to the exec; returns only the step that failed.
@@ -302,9 +414,19 @@ unsafe fn run_child(plan: &ChildPlan) -> Failed {
             return failure;
         }
     }
-    // SAFETY: the child is a single-threaded process about to exec; `groups` as built.
-    if let Err(failure) = unsafe { apply_process_settings(plan) } {
-        return failure;
+    // SAFETY (each step): the child is a single-threaded process about to exec, whose
+    // process attributes are its own; `plan`'s arrays are as `spawn` built them.
+    let steps: [unsafe fn(&ChildPlan) -> Step; 4] = [
+        apply_session,
+        apply_rlimits,
+        apply_credentials,
+        apply_parent_ties,
+    ];
+    for step in steps {
+        // SAFETY: see above.
+        if let Err(failure) = unsafe { step(plan) } {
+            return failure;
+        }
     }
     // SAFETY: the arrays are as `spawn` built them; the handlers were reset above.
     unsafe { exec_first(plan) }
@@ -380,11 +502,13 @@ impl Drop for SignalsBlocked {
 }
 
 /// Starts the child of `req` on the clone path; returns its pid, and its pidfd where
-/// pidfds work.
+/// pidfds work. `parent` is this process's pid (the child compares it with its
+/// `getppid()` once its parent-death signal is set).
 pub fn spawn(
     req: &SpawnRequest,
     candidates: &[CString],
     actions: &[FdAction],
+    parent: libc::pid_t,
 ) -> Result<(libc::pid_t, Option<OwnedFd>), SpawnError> {
     let (err_read, err_write) = pipe_cloexec()?;
     // Keep the error pipe above the descriptors the child sets up (0-2).
@@ -421,6 +545,11 @@ pub fn spawn(
         n_groups: creds.groups.as_ref().map(Vec::len),
         gid: creds.gid,
         uid: creds.uid,
+        rlimits: req.setup.rlimits.as_ptr(),
+        n_rlimits: req.setup.rlimits.len(),
+        subreaper: req.setup.subreaper,
+        pdeathsig: req.setup.pdeathsig.unwrap_or(0),
+        parent,
         candidates: paths.as_ptr(),
         n_candidates: paths.len(),
         argv: argv.as_ptr(),
@@ -457,7 +586,34 @@ pub fn spawn(
     // SAFETY: with CLONE_PIDFD a successful clone stored a new descriptor that nobody
     // else owns; without it `pidfd` stayed -1.
     let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
-    let mut msg = [0u8; 5];
+    let Some(failure) = read_report(&err_read)? else {
+        return Ok((pid, pidfd));
+    };
+    drop(err_read);
+    // The child failed before exec and has exited: reap it (through the pidfd if there
+    // is one: the pid may already have been reaped by someone else and reused).
+    if let Some(fd) = &pidfd {
+        let _ = waitid_pidfd(fd, 0);
+    } else {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing one c_int.
+        let _ = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) }));
+    }
+    let error = io::Error::from_raw_os_error(failure.errno);
+    Err(match failure.stage {
+        STAGE_EXEC => SpawnError::Exec(error),
+        STAGE_CHDIR => SpawnError::Chdir(error),
+        STAGE_RLIMIT => SpawnError::Setup(SetupStep::Rlimit(failure.detail), error),
+        STAGE_PDEATHSIG => SpawnError::Setup(SetupStep::ParentDeathSignal, error),
+        STAGE_SUBREAPER => SpawnError::Setup(SetupStep::Subreaper, error),
+        _ => SpawnError::Other(error),
+    })
+}
+
+/// The child's failure report, or `None` at EOF without one (the error pipe closed at
+/// exec, or the child died before it could write: it ran). A report cut short is EIO.
+fn read_report(err_read: &OwnedFd) -> io::Result<Option<Failed>> {
+    let mut msg = [0u8; REPORT_LEN];
     let mut got = 0;
     while got < msg.len() {
         let rest = &mut msg[got..];
@@ -472,32 +628,25 @@ pub fn spawn(
         }
         got += n as usize;
     }
-    drop(err_read);
-    if got == 0 {
-        return Ok((pid, pidfd));
-    }
-    // The child failed before exec and has exited: reap it (through the pidfd if there
-    // is one: the pid may already have been reaped by someone else and reused).
-    if let Some(fd) = &pidfd {
-        let _ = waitid_pidfd(fd, 0);
-    } else {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child, writing one c_int.
-        let _ = retry_eintr(|| cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) }));
-    }
-    let errno = i32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]);
-    let error = io::Error::from_raw_os_error(if got == msg.len() { errno } else { libc::EIO });
-    Err(match msg[4] {
-        STAGE_EXEC if got == msg.len() => SpawnError::Exec(error),
-        STAGE_CHDIR => SpawnError::Chdir(error),
-        _ => SpawnError::Other(error),
+    Ok(match got {
+        0 => None,
+        REPORT_LEN => Some(Failed {
+            errno: i32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]),
+            stage: msg[4],
+            detail: i32::from_le_bytes([msg[5], msg[6], msg[7], msg[8]]),
+        }),
+        _ => Some(Failed {
+            errno: libc::EIO,
+            stage: STAGE_OTHER,
+            detail: 0,
+        }),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spawn::{spawn as spawn_request, Credentials, Stdio};
+    use crate::spawn::{spawn as spawn_request, ChildSetup, Credentials, Stdio};
 
     fn request(script: &str) -> SpawnRequest {
         SpawnRequest {
@@ -520,6 +669,7 @@ mod tests {
                 umask: Some(0o027),
                 ..Credentials::default()
             },
+            setup: ChildSetup::default(),
         }
     }
 
@@ -551,6 +701,103 @@ mod tests {
         };
         assert_eq!(output(&req), (0, "65534\n65534\n65534 1\n".to_owned()));
         busy.join().unwrap();
+    }
+
+    fn setup_request(script: &str, setup: ChildSetup) -> SpawnRequest {
+        let mut req = request(script);
+        req.credentials = Credentials::default();
+        req.setup = setup;
+        req
+    }
+
+    #[test]
+    fn rlimits_are_applied_in_order() {
+        let limit = |soft, hard| Rlimit {
+            resource: libc::RLIMIT_NOFILE as c_int,
+            soft,
+            hard,
+        };
+        let setup = ChildSetup {
+            rlimits: vec![limit(300, 400), limit(100, 200)],
+            ..ChildSetup::default()
+        };
+        let req = setup_request("ulimit -Sn; ulimit -Hn", setup);
+        assert_eq!(output(&req), (0, "100\n200\n".to_owned()));
+    }
+
+    #[test]
+    fn a_failed_rlimit_is_reported_with_its_resource() {
+        let setup = ChildSetup {
+            rlimits: vec![Rlimit {
+                resource: libc::RLIMIT_CORE as c_int,
+                soft: 2,
+                hard: 1,
+            }],
+            ..ChildSetup::default()
+        };
+        match spawn_request(&setup_request("true", setup)) {
+            Err(SpawnError::Setup(SetupStep::Rlimit(r), e)) => {
+                assert_eq!(
+                    (r, e.raw_os_error()),
+                    (libc::RLIMIT_CORE as c_int, Some(libc::EINVAL))
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.map(|s| s.child))),
+        }
+    }
+
+    /// Starts `req` on the clone path as if `parent` had started it; its returncode.
+    fn returncode_as_child_of(req: &SpawnRequest, parent: libc::pid_t) -> i32 {
+        let candidates = crate::spawn::exec_candidates(req);
+        let (pid, pidfd) = spawn(req, &candidates, &[], parent).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut child = match pidfd {
+            Some(fd) => crate::child::Child::from_pidfd(pid, fd),
+            None => crate::child::Child::watch(pid).unwrap(),
+        };
+        child.wait(None).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_parent_gone_before_pdeathsig_took_effect_is_noticed() {
+        let mut req = setup_request(
+            "exit 3",
+            ChildSetup {
+                pdeathsig: Some(libc::SIGKILL),
+                ..ChildSetup::default()
+            },
+        );
+        req.stdio = [Stdio::Inherit; 3];
+        // SAFETY: getpid cannot fail.
+        let me = unsafe { libc::getpid() };
+        assert_eq!(returncode_as_child_of(&req, me), 3);
+        // A parent pid the child does not see as its parent: as if its parent had died
+        // (and it had been reparented) between clone and prctl.
+        assert_eq!(returncode_as_child_of(&req, me + 1_000_000), -libc::SIGKILL);
+        // A signal other than SIGKILL arrives once the mask is restored, before exec.
+        req.setup.pdeathsig = Some(libc::SIGTERM);
+        assert_eq!(returncode_as_child_of(&req, me + 1_000_000), -libc::SIGTERM);
+    }
+
+    #[test]
+    fn a_subreaper_child_adopts_orphaned_descendants() {
+        // The subshell starts a sleep and exits: the orphaned sleep is reparented to the
+        // nearest subreaper, our child (else to init, or another subreaper above us).
+        let script = "pid=$( (sleep 5 >/dev/null & echo $!) ); sleep 0.2; \
+                      ppid=$(cut -d' ' -f4 /proc/$pid/stat); kill $pid; \
+                      [ \"$ppid\" = $$ ] && echo adopted || echo elsewhere";
+        let mut setup = ChildSetup {
+            subreaper: true,
+            ..ChildSetup::default()
+        };
+        assert_eq!(
+            output(&setup_request(script, setup.clone())),
+            (0, "adopted\n".to_owned())
+        );
+        setup.subreaper = false;
+        assert_eq!(
+            output(&setup_request(script, setup)),
+            (0, "elsewhere\n".to_owned())
+        );
     }
 
     #[test]

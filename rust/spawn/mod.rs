@@ -11,6 +11,7 @@
 //! each other; [`spawn`] builds the plan, routes, and wraps the pid in a [`Child`].
 
 mod clone;
+mod parent_thread;
 mod posix;
 
 use std::ffi::{c_char, CStr, CString};
@@ -39,7 +40,7 @@ pub enum Stdio {
 }
 
 /// Everything needed to start one child.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SpawnRequest {
     /// The executable: a path, or a bare name looked up in `PATH`.
     pub program: CString,
@@ -64,6 +65,8 @@ pub struct SpawnRequest {
     pub pipe_size: Option<u32>,
     /// What only the clone path can apply.
     pub credentials: Credentials,
+    /// What the child does for itself before exec (clone path only).
+    pub setup: ChildSetup,
 }
 
 /// umask, groups and ids for the child: `posix_spawn` cannot express them, so a request
@@ -85,6 +88,50 @@ impl Credentials {
     }
 }
 
+/// One resource limit to set in the child (`setrlimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `RLIMIT_*`.
+    pub resource: libc::c_int,
+    /// `rlim_cur` and `rlim_max` (`RLIM_INFINITY` is `u64::MAX`).
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// What the child sets up for itself between clone and exec, declared instead of run as
+/// a `preexec_fn`: only the [`clone`] backend does it.
+#[derive(Debug, Default, Clone)]
+pub struct ChildSetup {
+    /// Set in order, before the credentials change (so a privileged parent can raise a
+    /// hard limit for a child that then drops its privileges).
+    pub rlimits: Vec<Rlimit>,
+    /// The signal the child gets when this process dies (`PR_SET_PDEATHSIG`), set after
+    /// the credentials change (which would clear it). The kernel sends it when the
+    /// *thread* that started the child ends, so such children are started by one
+    /// thread that lives as long as the process (`parent_thread`).
+    pub pdeathsig: Option<libc::c_int>,
+    /// Make the child a subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
+    /// reparented to it, not to init, so they stay in its subtree.
+    pub subreaper: bool,
+}
+
+impl ChildSetup {
+    pub fn is_empty(&self) -> bool {
+        self.rlimits.is_empty() && self.pdeathsig.is_none() && !self.subreaper
+    }
+}
+
+/// A step of [`ChildSetup`], named in the error when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupStep {
+    /// `setrlimit` of this resource.
+    Rlimit(libc::c_int),
+    /// `prctl(PR_SET_PDEATHSIG)`.
+    ParentDeathSignal,
+    /// `prctl(PR_SET_CHILD_SUBREAPER)`.
+    Subreaper,
+}
+
 /// A started child and the parent's ends of its pipes.
 #[derive(Debug)]
 pub struct Spawned {
@@ -101,6 +148,8 @@ pub enum SpawnError {
     Exec(io::Error),
     /// Changing to `cwd` failed (the error names the directory).
     Chdir(io::Error),
+    /// A step of the [`ChildSetup`] failed in the child.
+    Setup(SetupStep, io::Error),
     /// Anything else: bad descriptors, no pipes, out of memory.
     Other(io::Error),
 }
@@ -294,11 +343,11 @@ enum Backend {
 /// The one routing decision: the backend that starts `req`, or `None` when it cannot
 /// be started natively here.
 fn backend(req: &SpawnRequest) -> Option<Backend> {
-    if !req.credentials.is_empty() || req.process_group.is_some() {
-        // posix_spawn cannot set a umask or change credentials, and when joining a
-        // process group fails it reports the errno as if the exec had failed (EPERM,
-        // EACCES): the clone path reports which step failed, as `subprocess` does. It
-        // changes directory and closes descriptors itself.
+    if !req.credentials.is_empty() || req.process_group.is_some() || !req.setup.is_empty() {
+        // posix_spawn cannot set a umask, change credentials or run the child setup, and
+        // when joining a process group fails it reports the errno as if the exec had
+        // failed (EPERM, EACCES): the clone path reports which step failed, as
+        // `subprocess` does. It changes directory and closes descriptors itself.
         return Some(Backend::Clone);
     }
     let extensions = Extensions::get();
@@ -317,7 +366,21 @@ fn backend(req: &SpawnRequest) -> Option<Backend> {
 ///
 /// `Ok(None)`, before anything is created, when `req` cannot be started natively here
 /// (see [`backend`]).
+///
+/// A request with a parent-death signal is started by the one long-lived thread of
+/// [`parent_thread`] (the calling thread waits for it), so that the signal comes when
+/// this process dies, not when the calling thread ends.
 pub fn spawn(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
+    if req.setup.pdeathsig.is_some() {
+        let req = req.clone();
+        parent_thread::run(move || spawn_here(&req))?
+    } else {
+        spawn_here(req)
+    }
+}
+
+/// [`spawn`], on the calling thread.
+fn spawn_here(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
     let Some(backend) = backend(req) else {
         return Ok(None);
     };
@@ -335,7 +398,11 @@ pub fn spawn(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
     }
     let (pid, pidfd) = match backend {
         Backend::PosixSpawn => (posix::spawn(req, candidates, &fds.actions)?, None),
-        Backend::Clone => clone::spawn(req, candidates, &fds.actions)?,
+        Backend::Clone => {
+            // SAFETY: getpid cannot fail.
+            let parent = unsafe { libc::getpid() };
+            clone::spawn(req, candidates, &fds.actions, parent)?
+        }
     };
     // The child's ends of the pipes close here, in the parent.
     drop(fds);
@@ -375,6 +442,7 @@ pub(crate) mod tests {
             restore_signals: true,
             pipe_size: None,
             credentials: Credentials::default(),
+            setup: ChildSetup::default(),
         }
     }
 
@@ -396,6 +464,31 @@ pub(crate) mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// A `sleep 5` with SIGKILL as its parent-death signal, started by `start` on a
+    /// thread that then ends; whether it still runs 300 ms later (then it is killed).
+    fn survives_its_spawning_thread(
+        start: fn(&SpawnRequest) -> Result<Option<Spawned>, SpawnError>,
+    ) -> bool {
+        let mut req = request(&["sleep", "5"]);
+        req.setup.pdeathsig = Some(libc::SIGKILL);
+        let mut spawned = std::thread::spawn(move || start(&req).unwrap().unwrap())
+            .join()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let running = spawned.child.try_wait().unwrap().is_none();
+        spawned.child.send_signal(libc::SIGKILL).unwrap();
+        spawned.child.wait(None).unwrap();
+        running
+    }
+
+    #[test]
+    fn pdeathsig_follows_the_process_not_the_spawning_thread() {
+        assert!(survives_its_spawning_thread(spawn));
+        // What the kernel does with a child started by the thread itself: the signal
+        // comes when that thread ends.
+        assert!(!survives_its_spawning_thread(spawn_here));
     }
 
     #[test]
