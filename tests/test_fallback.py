@@ -290,6 +290,12 @@ def test_the_fallback_has_the_native_api() -> None:
         native, stock = inspect.signature(getattr(_spawn, name)), inspect.signature(getattr(asyncio, name))
         assert list(native.parameters) == list(stock.parameters), name
     # Everything the core spawns natively or delegates goes to Popen there, with the same default.
-    known = {**_options.NATIVE_OPTIONS, **_options.DELEGATED_OPTIONS}
+    # fastspawn's own child-setup options (rlimits, pdeathsig, subreaper) need the core: without
+    # it they reach Popen, which refuses them (TypeError), never silently ignored.
+    known = {
+        name: default
+        for name, default in {**_options.NATIVE_OPTIONS, **_options.DELEGATED_OPTIONS}.items()
+        if name not in _options.CHILD_SETUP_OPTIONS
+    }
     assert {name: _fallback.DELEGATED_OPTIONS.get(name, "missing") for name in known} == known
     assert fastspawn.features().core_error is None

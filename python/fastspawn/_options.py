@@ -21,7 +21,6 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Optional
 
-from . import _core
 from ._private.hooks import popen_posix_spawn_switches
 from ._versions import CHANGES
 
@@ -493,22 +492,6 @@ _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
 _USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
 
 
-# Only for the pre-check below; the core decides (it answers None where it cannot).
-_CAN_CHDIR, _CAN_CLOSE_FDS, _ = _core.features()
-
-
-def _lacks_libc_support(options: _Options) -> bool:
-    """Whether this libc lacks the posix_spawn extension an option needs and the spawn
-    would not take the core's clone path (which does these itself), so Popen must spawn.
-    Judged on the raw options, before anything that could raise. The core is the
-    authority (``_core.spawn`` answers None for what it cannot start); this early copy of
-    its libc test only keeps Popen's audit event from being raised twice on such a libc."""
-    if (options.cwd is None or _CAN_CHDIR) and (not options.close_fds or _CAN_CLOSE_FDS):
-        return False
-    clone_options = (options.groups, options.gid, options.uid, options.process_group)
-    return options.umask == -1 and all(option is None for option in clone_options)
-
-
 def plan_native(
     args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, kwargs: dict[str, Any]
 ) -> Optional[NativeSpawn]:
@@ -543,9 +526,6 @@ def plan_native(
     stdio = (_stdio(stdin), _stdio(stdout), _stdio(stderr))
     env = options.env
     cwd = options.cwd
-    if _lacks_libc_support(options):
-        # Decided before the audit event below, which Popen raises itself.
-        return None
     # PEP 578: the event Popen raises before every spawn, with its values (args as
     # normalised above, cwd and env as given), before anything is converted or created,
     # so a hook that raises stops the spawn with nothing to clean up.
