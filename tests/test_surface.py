@@ -147,7 +147,7 @@ async def states() -> list[tuple[str, dict[str, str]]]:
     seen.append(("stdin aborted", probe(WRITE_PROBES, stdin)))
     transport.close()
     seen.append(("running process closed", probe(PROCESS_PROBES, transport)))
-    for _ in range(100):
+    for _ in range(1000):  # up to 10 s: a loaded machine may take a while to reap
         await asyncio.sleep(0.01)
         if transport.get_returncode() is not None:
             break
