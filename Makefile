@@ -39,7 +39,8 @@ dist: $(PY) pythons
 		--no-default-features --features python,abi3t -i $(PY315) -o $(DIST)/abi3t
 	$(VENV)/bin/maturin sdist -o $(DIST)
 	for wheel in $(DIST)/abi3/*.whl $(DIST)/abi3t/*.whl; do \
-		$(VENV)/bin/auditwheel show $$wheel | tee /dev/stderr | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"'; \
+		report=$$($(VENV)/bin/auditwheel show $$wheel); echo "$$report"; \
+		echo "$$report" | tr -d '\n' | grep -q '"manylinux_2_17_x86_64"' || exit 1; \
 	done
 	$(VENV)/bin/abi3audit --strict --report $(DIST)/abi3/*.whl
 
