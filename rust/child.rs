@@ -161,6 +161,11 @@ pub struct Child {
     /// `close_exit_fd` was called: the descriptor is no longer handed out.
     released: bool,
     status: Option<Status>,
+    /// [`hold`](Self::hold) was asked for: an exit is read with `WNOWAIT`, so the child
+    /// stays an unreaped zombie until [`release`](Self::release) (or drop).
+    hold: bool,
+    /// The exit was read but the zombie is kept (only ever with a pidfd).
+    held: bool,
 }
 
 impl Child {
@@ -192,6 +197,8 @@ impl Child {
             fd: Some(fd),
             released: false,
             status,
+            hold: false,
+            held: false,
         }
     }
 
@@ -234,7 +241,78 @@ impl Child {
         self.pid
     }
 
-    /// The returncode once reaped; `None` while it runs, and for a lost child.
+    /// If the child leads its own process group, keeps its zombie once it exits: its
+    /// returncode is read with `WNOWAIT` and the pid (hence the group id) stays its own
+    /// until [`release`]. Only with a pidfd (the fallback reaper reaps on its own
+    /// thread); returns whether the exit will be held.
+    ///
+    /// [`release`]: Self::release
+    pub fn hold(&mut self) -> bool {
+        // SAFETY: getpgid takes a scalar; the pid is still ours (status unknown yet).
+        let leads = || unsafe { libc::getpgid(self.pid) } == self.pid;
+        self.hold = matches!(self.watch, Watch::Pidfd) && self.status.is_none() && leads();
+        self.hold
+    }
+
+    /// Reaps a held zombie (nothing otherwise). Something else having reaped it meanwhile
+    /// changes nothing: its returncode was read.
+    pub fn release(&mut self) {
+        self.hold = false;
+        if !self.held {
+            return;
+        }
+        self.held = false;
+        if let Some(fd) = &self.fd {
+            // ECHILD (reaped by someone else) and the rest: nothing left to do.
+            let _ = waitid_pidfd(fd, libc::WNOHANG);
+        }
+        if self.released {
+            self.fd = None;
+        }
+    }
+
+    /// Whether the child's pid is still its own: running, or a zombie held or not yet
+    /// reaped.
+    pub fn unreaped(&self) -> bool {
+        self.status.is_none() || self.held
+    }
+
+    /// `killpg(pid, signal)` if the child leads its own process group and its pid is
+    /// still its own (unreaped, or a held zombie): `Ok(false)` without signalling
+    /// otherwise. While the child is unreaped its pid, the group id, cannot be reused.
+    pub fn kill_group(&self, signal: i32) -> io::Result<bool> {
+        let send = || {
+            // SAFETY: getpgid and killpg take scalars only.
+            if unsafe { libc::getpgid(self.pid) } != self.pid {
+                return Ok(false);
+            }
+            // SAFETY: as above; pid > 0 (checked at watch), so never "our own group".
+            match cvt(unsafe { libc::killpg(self.pid, signal) }) {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        match (&self.watch, &self.fd) {
+            (Watch::Pidfd, Some(fd)) if self.unreaped() => {
+                // Still an unreaped child of ours (another reaper in the process could
+                // have taken it): WNOWAIT leaves it as it is.
+                match waitid_pidfd(fd, libc::WNOHANG | libc::WNOWAIT) {
+                    Ok(_) => send(),
+                    Err(e) if is_echild(&e) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            // The reaper reaps only while holding the slot: checked and sent under it.
+            (Watch::Reaper { slot, owner }, _) if is_current(*owner) && self.status.is_none() => {
+                slot.while_unreaped(send)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The returncode once it exited (reaped, or held); `None` while it runs, and for a
+    /// lost child.
     pub fn returncode(&self) -> Option<i32> {
         match self.status {
             Some(Status::Exited(code)) => Some(code),
@@ -254,7 +332,7 @@ impl Child {
     /// closed now if the child is reaped, else once it is (a pidfd is its identity).
     pub fn close_exit_fd(&mut self) {
         self.released = true;
-        if self.status.is_some() {
+        if self.status.is_some() && !self.held {
             self.fd = None;
         }
     }
@@ -264,6 +342,11 @@ impl Child {
     pub fn try_wait(&mut self) -> io::Result<Option<i32>> {
         if self.status.is_none() {
             let outcome = match (&self.watch, &self.fd) {
+                (Watch::Pidfd, Some(fd)) if self.hold => {
+                    let code = waitid_pidfd(fd, libc::WNOHANG | libc::WNOWAIT);
+                    self.held = matches!(code, Ok(Some(_)));
+                    code
+                }
                 (Watch::Pidfd, Some(fd)) => waitid_pidfd(fd, libc::WNOHANG),
                 (Watch::Reaper { slot, owner }, _) if is_current(*owner) => slot.get().transpose(),
                 // A pidfd is only closed once reaped.
@@ -276,7 +359,7 @@ impl Child {
                 Err(e) if is_echild(&e) => Some(Status::Lost),
                 Err(e) => return Err(e),
             };
-            if self.status.is_some() && self.released {
+            if self.status.is_some() && self.released && !self.held {
                 self.fd = None;
             }
         }
@@ -370,6 +453,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        self.release();
         if self.status.is_some() {
             return;
         }
@@ -402,6 +486,64 @@ mod tests {
         // Ownership of the pid moves to our `Child`; std's handle must not wait on it.
         std::mem::forget(child);
         pid
+    }
+
+    fn state(pid: libc::pid_t) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].chars().next()
+    }
+
+    #[test]
+    fn a_held_zombie_keeps_its_group_reachable_until_released() {
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        if !pidfd_supported() {
+            return;
+        }
+        // The child leads its group, leaves a sleep in it and exits at once.
+        let mut command = std::process::Command::new("/bin/sh");
+        command
+            .args(["-c", "sleep 30 >/dev/null & echo $!; exit 3"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0);
+        let mut spawned = command.spawn().unwrap();
+        let mut out = String::new();
+        spawned.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let sleeper: libc::pid_t = out.trim().parse().unwrap();
+        let pid = spawned.id() as libc::pid_t;
+        std::mem::forget(spawned);
+        let mut child = Child::watch(pid).unwrap();
+        assert!(child.hold());
+        wait_readable(child.exit_fd().unwrap());
+        assert_eq!(child.try_wait().unwrap(), Some(3));
+        assert_eq!(child.returncode(), Some(3));
+        assert!(child.unreaped());
+        assert_eq!(state(pid), Some('Z'));
+        assert!(!child.send_signal(libc::SIGKILL).unwrap());
+        // The group id is still the child's: killpg reaches the orphaned sleep.
+        assert!(child.kill_group(libc::SIGKILL).unwrap());
+        for _ in 0..500 {
+            if matches!(state(sleeper), None | Some('Z')) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(matches!(state(sleeper), None | Some('Z')));
+        child.close_exit_fd();
+        child.release();
+        assert!(!child.unreaped());
+        assert_eq!(state(pid), None);
+        assert!(!child.kill_group(libc::SIGKILL).unwrap());
+        assert_eq!(child.try_wait().unwrap(), Some(3));
+    }
+
+    #[test]
+    fn a_child_outside_its_own_group_is_never_signalled_as_a_group() {
+        let mut child = Child::watch(spawn_sh("sleep 30")).unwrap();
+        // It is in our group: killpg would reach us.
+        assert!(!child.kill_group(0).unwrap());
+        assert!(child.send_signal(libc::SIGKILL).unwrap());
+        assert_eq!(child.wait(None).unwrap(), Some(-libc::SIGKILL));
     }
 
     fn wait_readable(fd: RawFd) {

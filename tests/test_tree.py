@@ -6,6 +6,7 @@ left without /proc or pidfds."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any
@@ -57,6 +58,14 @@ CASES: dict[str, tuple[str, dict[str, Any], bool, bool]] = {
         {"process_group": 0},
         True,
         False,
+    ),
+    # A subreaper child adopts the daemon (PR_SET_CHILD_SUBREAPER, clone path): the walk
+    # finds it under the child.
+    "double-forked daemon, subreaper=True": (
+        "(setsid sleep {t} >/dev/null & echo $!); sleep {t}",
+        {"subreaper": True},
+        False,
+        True,
     ),
 }
 
@@ -237,5 +246,104 @@ def test_tree_signals_after_the_end_do_nothing(fs: Impl) -> None:
             assert send() == frozenset()
         assert await proc.aclose() == 0
         assert proc.kill_tree() == frozenset()
+
+    fs.run(main())
+
+
+# -- a child that leads its group and exits at once ------------------------------------------
+
+# `sh -c 'server &'`: the shell exits at once and leaves the server in its group. The group
+# id is the shell's pid, so the shell's zombie is kept (with pidfds) until the process is
+# closed or dropped: killpg stays safe and reaches the server. start_new_session takes the
+# posix_spawn path, process_group=0 the clone path.
+LEAVES_ORPHAN = "sleep {t} >/dev/null & echo $!"
+GROUP_LEADERS = [{"process_group": 0}, {"start_new_session": True}]
+
+
+@pytest.mark.parametrize("options", GROUP_LEADERS, ids=["process_group=0", "start_new_session"])
+def test_the_group_of_a_child_that_exited_is_still_reached(fs: Impl, pins: Pinned, options: dict[str, Any]) -> None:
+    t = token()
+    kept = fastspawn.features().pidfd
+
+    async def main() -> None:
+        proc = await fastspawn.create_subprocess_shell(LEAVES_ORPHAN.format(t=t), stdout=PIPE, **options)
+        assert proc.stdout is not None
+        orphan = int(await proc.stdout.readline())
+        pins.pin([orphan])
+        wait_exec([orphan])
+        assert await proc.wait() == 0
+        await wait_orphaned(orphan, proc.pid)
+        stat = stat_of(proc.pid)
+        if not kept:
+            # The fallback reaper reaps on its own thread: the group is lost with the pid.
+            assert stat is None or stat[0] != "Z"
+            assert proc.kill_tree() == frozenset()
+            assert pins.wait_exited([orphan], 0.3) == [orphan]
+            return  # pins.close() kills it
+        assert stat is not None and stat[0] == "Z"  # kept for its group
+        assert proc.returncode == 0
+        assert orphan in proc.kill_tree()
+        assert pins.wait_exited([orphan]) == []
+        await proc.aclose()
+        assert stat_of(proc.pid) is None  # reaped by aclose
+
+    fs.run(main())
+    pins.close()
+    assert wait_none_with_arg(t) == []
+    assert zombie_children() == []
+
+
+@pytest.mark.parametrize("options", GROUP_LEADERS, ids=["process_group=0", "start_new_session"])
+def test_async_with_ends_what_a_child_that_exited_left_in_its_group(
+    fs: Impl, pins: Pinned, options: dict[str, Any]
+) -> None:
+    t = token()
+
+    async def main() -> int:
+        async with await fastspawn.create_subprocess_shell(LEAVES_ORPHAN.format(t=t), stdout=PIPE, **options) as proc:
+            assert proc.stdout is not None
+            orphan = int(await proc.stdout.readline())
+            pins.pin([orphan])
+            wait_exec([orphan])
+            assert await proc.wait() == 0
+        assert stat_of(proc.pid) is None
+        return orphan
+
+    before = open_fds()
+    orphan = fs.run(main())
+    if fastspawn.features().pidfd:
+        assert pins.wait_exited([orphan]) == []
+    else:
+        # The fallback reaper reaps the child, and its group id with it: documented escape.
+        assert pins.wait_exited([orphan], 0.3) == [orphan]
+    pins.close()
+    assert open_fds() == before
+    assert wait_none_with_arg(t) == []
+    assert zombie_children() == []
+
+
+def test_a_kept_zombie_is_reaped_when_the_process_is_dropped(fs: Impl) -> None:
+    async def main() -> int:
+        proc = await fastspawn.create_subprocess_exec("true", process_group=0)
+        assert await proc.wait() == 0
+        assert proc.returncode == 0
+        pid = proc.pid
+        kept = stat_of(pid)
+        assert (kept is not None and kept[0] == "Z") == fastspawn.features().pidfd
+        del proc
+        return pid
+
+    pid = fs.run(main())
+    gc.collect()
+    assert stat_of(pid) is None
+    assert zombie_children() == []
+
+
+def test_a_child_in_the_parents_group_is_reaped_at_its_exit(fs: Impl) -> None:
+    async def main() -> None:
+        proc = await fastspawn.create_subprocess_exec("true")
+        assert await proc.wait() == 0
+        assert stat_of(proc.pid) is None
+        assert zombie_children() == []
 
     fs.run(main())

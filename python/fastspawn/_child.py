@@ -35,6 +35,8 @@ class ChildProcess:
     stderr: None = None
 
     def __init__(self, child: _core.Child, args: Any) -> None:
+        #: The core's handle (fastspawn's tree signals use it; not part of Popen's API).
+        self.core = child
         self._child = child
         self.args = args
         self.pid: int = child.pid

@@ -37,8 +37,8 @@ class Child:
     def pid(self) -> int: ...
     @property
     def returncode(self) -> Optional[int]:
-        """The exit code, ``-signal`` if a signal ended it, or None while unreaped (and
-        for a lost child)."""
+        """The exit code, ``-signal`` if a signal ended it, or None while it runs (and
+        for a lost child). Set for a held zombie too."""
     @property
     def exit_fd(self) -> Optional[int]:
         """The descriptor that becomes readable when the child exits (a pidfd, the
@@ -57,6 +57,19 @@ class Child:
     def send_signal(self, signal: int) -> bool:
         """Sends ``signal`` through the pidfd; False (and nothing sent) if the child is
         already gone or lost. Never reaches a process that recycled the pid."""
+    def hold(self) -> bool:
+        """If the child leads its own process group, keeps its zombie once it exits (its
+        returncode is read all the same) until :meth:`release` or the handle is dropped,
+        so the group id stays its own. Only with a pidfd; whether the exit will be held."""
+    def release(self) -> None:
+        """Reaps a held zombie; nothing otherwise."""
+    @property
+    def unreaped(self) -> bool:
+        """Whether the pid is still the child's: running, or an unreaped or held zombie."""
+    def kill_group(self, signal: int) -> bool:
+        """``killpg(pid, signal)`` if the child leads its process group and is unreaped
+        (or held); whether it was sent. Checked and sent under the fallback reaper's
+        lock where there is no pidfd."""
     def close_exit_fd(self) -> None:
         """Gives up :attr:`exit_fd`; call after the loop stopped watching it. The
         descriptor is closed once the child is reaped (a pidfd stays its identity

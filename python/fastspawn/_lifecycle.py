@@ -17,6 +17,7 @@ import signal
 from types import TracebackType
 from typing import Any, Generic, Optional, Self, TypeVar
 
+from . import _core
 from ._child import ChildProcess
 from ._communicate import Communication, Input, Output, one_stream
 from ._private import FAST_STREAMS
@@ -49,6 +50,13 @@ class LifecycleProcess(asyncio.subprocess.Process):
         self._fs_comm: Optional[Communication] = None
         self._fs_ending: Optional[asyncio.Future[Optional[int]]] = None
         self._fs_hurry = asyncio.Event()
+        child = transport.get_extra_info("subprocess")
+        # A child leading its own process group leaves a zombie once it exits, until this
+        # process is closed (aclose, async with) or dropped: the group id stays its own,
+        # so the tree signals can still reach what it left in the group.
+        self._fs_core: Optional[_core.Child] = child.core if isinstance(child, ChildProcess) else None
+        if self._fs_core is not None:
+            self._fs_core.hold()
 
     @property
     def _fs_args(self) -> Any:
@@ -91,11 +99,11 @@ class LifecycleProcess(asyncio.subprocess.Process):
     def _tree(self) -> ProcessTree:
         tree = self._fs_tree
         if tree is None:
-            child = self._fs_transport.get_extra_info("subprocess")
-            if isinstance(child, ChildProcess):
+            core = self._fs_core
+            if core is not None:
                 # The core's view: unreaped until the core reaped it (the transport learns
-                # of the exit a callback later).
-                tree = ProcessTree(self.pid, lambda: child.returncode is None, child.send_signal)
+                # of the exit a callback later), or while it keeps the zombie.
+                tree = ProcessTree(self.pid, lambda: core.unreaped, core.send_signal, core.kill_group)
             else:
                 tree = ProcessTree(self.pid, lambda: self.returncode is None, self._signal_quietly)
             self._fs_tree = tree
@@ -145,9 +153,10 @@ class LifecycleProcess(asyncio.subprocess.Process):
         cancellation; further cancellations meanwhile change nothing."""
         grace = self.grace if grace is None else grace
         ending = self._fs_ending
-        if ending is None and not self._running() and not (self._fs_tree is not None and self._fs_tree.pinned):
-            # Reaped, nothing pinned: only the pipes to close (no task, nothing to shield).
-            self._fs_transport.close()
+        if ending is None and not self._running() and not self._tree().reachable():
+            # Exited, nothing pinned, no group kept: only the pipes to close and the zombie
+            # to reap (no task, nothing to shield).
+            self._close()
             return await self.wait()
         if ending is None or ending.done():
             # One ending at a time: a second aclose() joins the one under way.
@@ -186,6 +195,12 @@ class LifecycleProcess(asyncio.subprocess.Process):
     ) -> None:
         await self.aclose()
 
+    def _close(self) -> None:
+        """Closes the transport and reaps a zombie kept for the child's group."""
+        self._fs_transport.close()
+        if self._fs_core is not None:
+            self._fs_core.release()
+
     def _running(self) -> bool:
         child = self._fs_transport.get_extra_info("subprocess")
         return getattr(child, "returncode", self.returncode) is None
@@ -193,7 +208,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
     async def _end(self, grace: float, hurry: asyncio.Event) -> Optional[int]:
         tree = self._tree()
         try:
-            if self._running() or tree.pinned:
+            if self._running() or tree.reachable():
                 ended = False
                 if grace > 0:
                     tree.signal(signal.SIGTERM)
@@ -207,7 +222,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
             tree.close()
             # Closes the pipes (and would kill a child still running: one that outlived
             # KILL_WAIT is then reaped by the core in the background).
-            self._fs_transport.close()
+            self._close()
         if not self._running():
             await self.wait()
         return self.returncode

@@ -140,13 +140,22 @@ class ProcessTree:
     """The descendants of one child that were found, and how to reach them all.
 
     ``pid`` is the child's; ``unreaped()`` says whether the core has not reaped it yet (its
-    pid is then still its own); ``signal_child(sig)`` signals it through the core's pidfd
-    (a no-op once it exited)."""
+    pid is then still its own: running, or a zombie not reaped or kept); ``signal_child(sig)``
+    signals it through the core's pidfd (a no-op once it exited); ``signal_group(sig)``
+    ``killpg``s the group the child leads while its pid is its own, and says whether it
+    did (by default checked here; the core checks it under its reaper's lock)."""
 
-    def __init__(self, pid: int, unreaped: Callable[[], bool], signal_child: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        pid: int,
+        unreaped: Callable[[], bool],
+        signal_child: Callable[[int], None],
+        signal_group: Optional[Callable[[int], bool]] = None,
+    ) -> None:
         self.pid = pid
         self._unreaped = unreaped
         self._signal_child = signal_child
+        self._signal_group = signal_group or self._killpg
         self._pins: dict[int, _Pin] = {}
 
     def __repr__(self) -> str:
@@ -169,6 +178,22 @@ class ProcessTree:
             if _exited(pin.fd):
                 del self._pins[pid]
                 os.close(pin.fd)
+
+    def _killpg(self, sig: int) -> bool:
+        pgid = self._group()
+        if pgid is None:
+            return False
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def reachable(self) -> bool:
+        """Whether anything besides a running child can still be signalled: a pinned
+        descendant, or the group the child leads while its pid is its own (a zombie
+        kept for it, see ``Child.hold``)."""
+        return bool(self.pinned) or self._group() is not None
 
     def _group(self) -> Optional[int]:
         """The child's process group id while the child leads one and is unreaped."""
@@ -273,13 +298,8 @@ class ProcessTree:
         the pids it reached."""
         grouped = False
         if self._unreaped():
-            if pgid is not None:
-                # The child leads the group: killpg reaches it and every member at once.
-                try:
-                    os.killpg(pgid, sig)
-                    grouped = True
-                except ProcessLookupError:
-                    pass
+            # The child leads the group: killpg reaches it and every member at once.
+            grouped = pgid is not None and self._signal_group(sig)
             if not grouped:
                 self._signal_child(sig)
             yield self.pid

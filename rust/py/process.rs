@@ -75,6 +75,30 @@ impl PyChild {
         self.0.close_exit_fd();
     }
 
+    /// If the child leads its own process group, keeps its zombie once it exits (its
+    /// returncode is read all the same) until `release()`, so the group id stays its own;
+    /// only with a pidfd. Whether the exit will be held.
+    fn hold(&mut self) -> bool {
+        self.0.hold()
+    }
+
+    /// Reaps a held zombie; nothing otherwise.
+    fn release(&mut self) {
+        self.0.release();
+    }
+
+    /// Whether the pid is still the child's: running, or an unreaped or held zombie.
+    #[getter]
+    fn unreaped(&self) -> bool {
+        self.0.unreaped()
+    }
+
+    /// `killpg(pid, signal)` if the child leads its process group and is unreaped (or
+    /// held); whether it was sent.
+    fn kill_group(&self, signal: i32) -> CoreResult<bool> {
+        Ok(self.0.kill_group(signal)?)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "<fastspawn._core.Child pid={} returncode={:?}>",
