@@ -278,14 +278,14 @@ def test_the_fallback_without_the_core() -> None:
 
 @pytest.mark.skipif(bool(EXPECT_NO_CORE), reason="compares with the native API")
 def test_the_fallback_has_the_native_api() -> None:
-    from fastspawn import _fallback, _install, _lifecycle, _options, _run, _spawn
+    from fastspawn import _defaults, _fallback, _install, _options, _run, _spawn
 
     portable = {"CompletedProcess", "Features", "features", "StreamReader", "SubprocessStreamProtocol", "iter_lines"}
     assert set(_fallback.__all__) | portable == set(fastspawn.__all__)
     for name in ("install", "uninstall", "is_installed", "new_event_loop", "run"):
         assert inspect.signature(getattr(_fallback, name)) == inspect.signature(getattr(_install, name)), name
     assert inspect.signature(_fallback.run_process) == inspect.signature(_run.run_process)
-    assert _fallback.DEFAULT_GRACE == _lifecycle.DEFAULT_GRACE and _fallback.DEFAULT_LIMIT == _spawn.DEFAULT_LIMIT
+    assert _defaults.DEFAULT_LIMIT == asyncio.streams._DEFAULT_LIMIT  # type: ignore[attr-defined]
     for name in ("create_subprocess_exec", "create_subprocess_shell"):
         native, stock = inspect.signature(getattr(_spawn, name)), inspect.signature(getattr(asyncio, name))
         assert list(native.parameters) == list(stock.parameters), name

@@ -32,6 +32,7 @@ from typing import Any, Callable, Coroutine, Optional, TypeVar
 
 from ._communicate import Communication, Input
 from ._completed import DRAIN_AFTER_KILL, Command, CompletedProcess, dropped, prepare, timeout_expired
+from ._defaults import DEFAULT_GRACE, DEFAULT_LIMIT
 
 __all__ = [
     "DELEGATED_OPTIONS",
@@ -60,10 +61,6 @@ try:
 except metadata.PackageNotFoundError:  # sources on sys.path, not installed
     __version__ = "0+unknown"
 
-# As _lifecycle.DEFAULT_GRACE and _spawn.DEFAULT_LIMIT (asyncio's own), which need the
-# core to import; tests/test_fallback.py checks that the signatures agree.
-DEFAULT_GRACE = 5.0
-DEFAULT_LIMIT = 2**16
 
 Process = asyncio.subprocess.Process
 SubprocessTransport = asyncio.SubprocessTransport

@@ -20,15 +20,13 @@ from typing import Any, Generic, Optional, Self, TypeVar
 from . import _core
 from ._child import ChildProcess
 from ._communicate import Communication, Input, Output, one_stream
+from ._defaults import DEFAULT_GRACE
 from ._private import FAST_STREAMS
 from ._private.hooks import read_stream
 from ._tree import ProcessTree
 
-__all__ = ["DEFAULT_GRACE", "LifecycleProcess"]
+__all__ = ["LifecycleProcess"]
 
-# Seconds between SIGTERM and SIGKILL when the process is ended (as trio's run_process,
-# whose default cancellation sends SIGTERM and SIGKILL 5 s later).
-DEFAULT_GRACE = 5.0
 # After SIGKILL, how long ending waits for the child and its descendants to be gone (a
 # process in uninterruptible sleep dies only when it leaves it); past it, the core reaps
 # the child in the background.

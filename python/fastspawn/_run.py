@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from ._communicate import Communication, Input
 from ._completed import DRAIN_AFTER_KILL, Command, CompletedProcess, dropped, prepare, timeout_expired
-from ._lifecycle import DEFAULT_GRACE
+from ._defaults import DEFAULT_GRACE
 from ._process import Process
 from ._spawn import create_subprocess_exec, create_subprocess_shell
 

@@ -8,6 +8,7 @@ import subprocess
 from typing import IO, Any, Callable, Optional, TypeVar, Union
 
 from . import _core
+from ._defaults import DEFAULT_LIMIT
 from ._options import plan_native, popen_delegated
 from ._private import FAST_STREAMS
 from ._private import streams as _fast
@@ -25,9 +26,6 @@ __all__ = [
 
 _P = TypeVar("_P", bound=asyncio.SubprocessProtocol)
 _Stdio = Union[int, IO[Any], None]
-
-# asyncio.streams._DEFAULT_LIMIT, the default limit of every StreamReader.
-DEFAULT_LIMIT = 2**16
 
 
 def _adopt_pipe(f: Optional[IO[bytes]], kind: type[Any]) -> Any:

@@ -149,7 +149,7 @@ class ProcessTree:
         self,
         pid: int,
         unreaped: Callable[[], bool],
-        signal_child: Callable[[int], None],
+        signal_child: Callable[[int], object],
         signal_group: Optional[Callable[[int], bool]] = None,
     ) -> None:
         self.pid = pid
