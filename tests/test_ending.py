@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from asyncio.subprocess import PIPE
 from typing import Any
@@ -245,3 +246,36 @@ def test_a_grandchild_holding_the_pipes_does_not_hold_the_block(fs: Impl, pins: 
     fs.run(main())
     pins.close()
     check_clean(t, fds, pins)
+
+
+# -- Process.adopt: the lifecycle for asyncio's own Process ----------------------------------
+
+
+def test_adopt_gives_asyncio_processes_the_lifecycle(fs: Impl) -> None:
+    async def main() -> None:
+        fastspawn.install()
+        try:
+            stock = await asyncio.create_subprocess_exec(
+                "sh", "-c", "echo start; sleep 30", stdout=asyncio.subprocess.PIPE
+            )
+        finally:
+            fastspawn.uninstall()
+        assert type(stock) is asyncio.subprocess.Process
+        proc = fastspawn.Process.adopt(stock)
+        assert fastspawn.Process.adopt(proc) is proc
+        assert proc.pid == stock.pid and proc.stdout is stock.stdout
+        with pytest.raises(subprocess.TimeoutExpired) as caught:
+            await proc.communicate(timeout=0.5)
+        assert caught.value.output == b"start\n"
+        async with proc:
+            pass
+        assert proc.returncode == stock.returncode == -signal.SIGTERM
+        assert zombie_children() == []
+
+    fs.run(main())
+
+
+@pytest.mark.parametrize("value", [None, 3, object()])
+def test_adopt_refuses_what_is_not_an_asyncio_process(value: object) -> None:
+    with pytest.raises(TypeError, match=r"^cannot adopt"):
+        fastspawn.Process.adopt(value)  # type: ignore[arg-type]

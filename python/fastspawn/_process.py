@@ -25,7 +25,7 @@ from typing import Any, Callable, Coroutine, Optional, Union
 
 from ._communicate import one_stream
 from ._lifecycle import LifecycleProcess
-from ._private.hooks import read_stream, transport_of
+from ._private.hooks import process_parts, read_stream, transport_of
 from ._transport import SubprocessTransport
 
 __all__ = ["Process", "short_communicate"]
@@ -47,6 +47,25 @@ class Process(LifecycleProcess):
     ``async with proc:`` ends the child and its descendants, ``kill_tree()``,
     ``terminate_tree()``, ``send_signal_tree()``, ``aclose()``, and
     ``communicate(input=None, timeout=None)`` (``_lifecycle``)."""
+
+    @classmethod
+    def adopt(cls, proc: asyncio.subprocess.Process) -> Process:
+        """This class for ``proc``, an ``asyncio.subprocess.Process`` (what
+        ``asyncio.create_subprocess_*`` return after ``install()``, or a library built on
+        them): the same child, transport and streams, with ``async with``, the tree
+        signals and ``communicate(timeout=)``. Use one of the two objects for reading.
+        ``proc`` itself if it already is one.
+
+        On fastspawn's transports every guarantee of ``Process`` holds, except that a
+        child leading its own group was not kept as a zombie if it exited before the
+        adoption; on another spawner's transport the tree is reached through the walk
+        and the group only while asyncio has not reaped the child."""
+        if isinstance(proc, cls):
+            return proc
+        parts = process_parts(proc) if isinstance(proc, asyncio.subprocess.Process) else None
+        if parts is None:
+            raise TypeError(f"cannot adopt {type(proc).__name__!r}: not an asyncio.subprocess.Process")
+        return cls(*parts)
 
 
 def short_communicate(stock: _Communicate) -> _Communicate:

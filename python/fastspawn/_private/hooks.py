@@ -16,6 +16,7 @@ __all__ = [
     "describe_callback",
     "forget_popen_child",
     "popen_posix_spawn_switches",
+    "process_parts",
     "read_stream",
     "selector_loop_class",
     "stock_child_watcher_replaced",
@@ -87,6 +88,16 @@ def describe_callback(function: Callable[..., object], args: tuple[Any, ...] = (
 def transport_of(proc: asyncio.subprocess.Process) -> Any:
     """The transport under a stock ``Process``."""
     return getattr(proc, "_transport", None)
+
+
+def process_parts(proc: asyncio.subprocess.Process) -> Optional[tuple[Any, Any, Any]]:
+    """What a stock ``Process`` was built from, ``(transport, protocol, loop)``: the
+    arguments of ``Process.__init__`` (unchanged since 3.4), kept as ``_transport``,
+    ``_protocol`` and ``_loop``; None where a version lacks one."""
+    transport, protocol, loop = (getattr(proc, name, None) for name in ("_transport", "_protocol", "_loop"))
+    if transport is None or protocol is None or loop is None:
+        return None
+    return transport, protocol, loop
 
 
 async def read_stream(proc: asyncio.subprocess.Process, fd: int) -> Any:
