@@ -272,9 +272,30 @@ impl Child {
     }
 
     /// Whether the child's pid is still its own: running, or a zombie held or not yet
-    /// reaped.
-    pub fn unreaped(&self) -> bool {
-        self.status.is_none() || self.held
+    /// reaped. Asked of the kernel where there is a pidfd, so a child that something
+    /// else in the process reaped (a `waitpid(-1)`) reads as gone, and is lost from then
+    /// on, before its pid can be taken for another process's.
+    pub fn unreaped(&mut self) -> bool {
+        if self.status.is_some() && !self.held {
+            return false;
+        }
+        let gone = match (&self.watch, &self.fd) {
+            (Watch::Pidfd, Some(fd)) => {
+                matches!(waitid_pidfd(fd, libc::WNOHANG | libc::WNOWAIT), Err(e) if is_echild(&e))
+            }
+            (Watch::Reaper { slot, .. }, _) => return slot.get().is_none(),
+            _ => return self.status.is_none(),
+        };
+        if gone {
+            if !self.held {
+                self.status = Some(Status::Lost);
+            }
+            self.held = false;
+            if self.released {
+                self.fd = None;
+            }
+        }
+        !gone
     }
 
     /// `killpg(pid, signal)` if the child leads its own process group and its pid is
@@ -294,7 +315,7 @@ impl Child {
             }
         };
         match (&self.watch, &self.fd) {
-            (Watch::Pidfd, Some(fd)) if self.unreaped() => {
+            (Watch::Pidfd, Some(fd)) if self.status.is_none() || self.held => {
                 // Still an unreaped child of ours (another reaper in the process could
                 // have taken it): WNOWAIT leaves it as it is.
                 match waitid_pidfd(fd, libc::WNOHANG | libc::WNOWAIT) {
@@ -508,7 +529,12 @@ mod tests {
             .process_group(0);
         let mut spawned = command.spawn().unwrap();
         let mut out = String::new();
-        spawned.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        spawned
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         let sleeper: libc::pid_t = out.trim().parse().unwrap();
         let pid = spawned.id() as libc::pid_t;
         std::mem::forget(spawned);
@@ -535,6 +561,30 @@ mod tests {
         assert_eq!(state(pid), None);
         assert!(!child.kill_group(libc::SIGKILL).unwrap());
         assert_eq!(child.try_wait().unwrap(), Some(3));
+    }
+
+    #[test]
+    fn a_held_zombie_reaped_by_someone_else_is_gone() {
+        use std::os::unix::process::CommandExt;
+        if !pidfd_supported() {
+            return;
+        }
+        let spawned = std::process::Command::new("/bin/true")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = spawned.id() as libc::pid_t;
+        std::mem::forget(spawned);
+        let mut child = Child::watch(pid).unwrap();
+        assert!(child.hold());
+        wait_readable(child.exit_fd().unwrap());
+        assert_eq!(child.try_wait().unwrap(), Some(0));
+        assert!(child.unreaped());
+        // Another reaper in the process takes it: its pid may now be anyone's.
+        assert_eq!(wait_nohang(pid).unwrap(), Some(0));
+        assert!(!child.unreaped());
+        assert!(!child.kill_group(0).unwrap());
+        assert_eq!(child.try_wait().unwrap(), Some(0));
     }
 
     #[test]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any
@@ -347,3 +348,19 @@ def test_a_child_in_the_parents_group_is_reaped_at_its_exit(fs: Impl) -> None:
         assert zombie_children() == []
 
     fs.run(main())
+
+
+def test_a_kept_zombie_reaped_by_another_reaper_is_let_go(fs: Impl) -> None:
+    async def main() -> None:
+        proc = await fastspawn.create_subprocess_exec("true", process_group=0)
+        assert await proc.wait() == 0
+        if fastspawn.features().pidfd:
+            # Someone else's waitpid takes it: from then on its pid may be anyone's, so
+            # neither the group nor the walk may use it.
+            assert os.waitpid(proc.pid, os.WNOHANG) == (proc.pid, 0)
+        assert proc.kill_tree() == frozenset()
+        assert await proc.aclose() == 0
+        assert proc.returncode == 0
+
+    fs.run(main())
+    assert zombie_children() == []

@@ -89,7 +89,7 @@ impl PyChild {
 
     /// Whether the pid is still the child's: running, or an unreaped or held zombie.
     #[getter]
-    fn unreaped(&self) -> bool {
+    fn unreaped(&mut self) -> bool {
         self.0.unreaped()
     }
 
