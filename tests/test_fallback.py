@@ -276,6 +276,42 @@ def test_the_fallback_without_the_core() -> None:
     assert NO_CORE_REASON not in out.stdout
 
 
+BROKEN_CORE = """\
+import sys, warnings
+
+class BrokenCore:
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastspawn._core":
+            raise ImportError("undefined symbol: PyFoo_Bar")
+        return None
+
+sys.meta_path.insert(0, BrokenCore())
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import fastspawn
+print(fastspawn.features().core_error, fastspawn.features().native_spawn)
+print([(w.category.__name__, str(w.message)) for w in caught])
+"""
+
+
+def test_a_core_that_is_there_but_cannot_load_warns() -> None:
+    # A missing core is a platform without one (silent); a core that fails to load is a
+    # broken install, which falls back too but says so.
+    out = subprocess.run([PY, "-c", BROKEN_CORE], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    error, warned = out.stdout.splitlines()
+    assert error == "undefined symbol: PyFoo_Bar False"
+    assert warned == str(
+        [
+            (
+                "RuntimeWarning",
+                "fastspawn's compiled core is installed but cannot be loaded (undefined symbol: "
+                "PyFoo_Bar); falling back to asyncio's own spawner",
+            )
+        ]
+    )
+
+
 @pytest.mark.skipif(bool(EXPECT_NO_CORE), reason="compares with the native API")
 def test_the_fallback_has_the_native_api() -> None:
     from fastspawn import _defaults, _fallback, _install, _options, _run, _spawn

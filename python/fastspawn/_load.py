@@ -3,12 +3,15 @@
 The core exists only in the Linux wheels. Elsewhere (the pure-Python ``py3-none-any``
 wheel pip picks on macOS, Windows, musl or another CPU) the import fails, and
 ``fastspawn`` becomes asyncio's own spawner under fastspawn's names (``_fallback``);
-``features().core_error`` keeps the reason.
+``features().core_error`` keeps the reason. A core that is there but cannot be loaded (a
+damaged file, a wheel for another libc) also warns (``RuntimeWarning``) at import: that is
+a broken install, not a platform without the core.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Optional
 
 __all__ = ["CORE_ERROR", "CORE_LOADED"]
@@ -20,6 +23,13 @@ try:
     importlib.import_module(f"{__package__}._core")
 except ImportError as exc:
     CORE_ERROR = str(exc) or repr(exc)
+    if not isinstance(exc, ModuleNotFoundError):
+        warnings.warn(
+            f"fastspawn's compiled core is installed but cannot be loaded ({CORE_ERROR}); "
+            "falling back to asyncio's own spawner",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 else:
     CORE_ERROR = None
 
