@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 from collections.abc import Coroutine
 from typing import Any, Callable, TypeVar
@@ -72,28 +71,6 @@ def impl(request: pytest.FixtureRequest) -> Impl:
 def fs() -> Impl:
     """fastspawn only: for behaviour where fastspawn deliberately differs."""
     return IMPLS["fastspawn"]
-
-
-def open_fds() -> set[int]:
-    return {int(n) for n in os.listdir("/proc/self/fd")}
-
-
-def zombie_children() -> list[int]:
-    """Pids of this process's children that are zombies."""
-    me = str(os.getpid())
-    zombies = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] == "Z" and fields[1] == me:
-            zombies.append(int(entry))
-    return zombies
 
 
 PY = sys.executable

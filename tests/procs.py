@@ -114,3 +114,25 @@ def wait_none_with_arg(arg: str, timeout: float = 5.0) -> list[int]:
     while (left := pids_with_arg(arg)) and time.monotonic() < deadline:
         time.sleep(0.01)
     return left
+
+
+def open_fds() -> set[int]:
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def zombie_children() -> list[int]:
+    """Pids of this process's children that are zombies."""
+    me = str(os.getpid())
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z" and fields[1] == me:
+            zombies.append(int(entry))
+    return zombies

@@ -24,25 +24,13 @@ import threading
 from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any, Optional
 
+from procs import open_fds, zombie_children
+
 KINDS = ("pipes", "stdin", "missing", "missing-cwd", "umask", "cancelled")
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd")) - 1  # not the one listing them
-
-
-def zombies() -> int:
-    me, found = str(os.getpid()), 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            found += fields[0] == "Z" and fields[1] == me
-    return found
+def open_count() -> int:
+    return len(open_fds())
 
 
 def rss_kib() -> int:
@@ -78,8 +66,8 @@ def malloc_in_use_kib() -> int:
 def snapshot() -> dict[str, int]:
     gc.collect()
     return {
-        "fds": open_fds(),
-        "zombies": zombies(),
+        "fds": open_count(),
+        "zombies": len(zombie_children()),
         "threads": len(os.listdir("/proc/self/task")),
         "python_threads": threading.active_count(),
         "python_objects": len(gc.get_objects()),
@@ -144,7 +132,7 @@ async def soak(spawns: int, seed: int, concurrency: int) -> dict[str, int]:
     rng = random.Random(seed)
     counts = dict.fromkeys(KINDS, 0)
     kinds = [rng.choice(KINDS) for _ in range(spawns)]
-    fds = open_fds()
+    fds = open_count()
 
     async def worker(start: int) -> None:
         for i in range(start, spawns, concurrency):
@@ -156,10 +144,10 @@ async def soak(spawns: int, seed: int, concurrency: int) -> dict[str, int]:
     # are closed (a few loop iterations after a wait() that returned on exit), no
     # descriptor of the spawner's is left.
     for _ in range(100):
-        if open_fds() == fds:
+        if open_count() == fds:
             break
         await asyncio.sleep(0.001)
-    counts["new_fds_on_loop"] = open_fds() - fds
+    counts["new_fds_on_loop"] = open_count() - fds
     return counts
 
 

@@ -14,10 +14,14 @@ import pytest
 
 from conftest import Impl
 
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
 # Audit hooks cannot be removed, so each implementation runs in a process of its own.
 SCRIPT = """
 import asyncio, json, os, pathlib, sys
 import fastspawn
+sys.path.insert(0, TESTS)
+from procs import open_fds, zombie_children
 
 events = []
 
@@ -31,23 +35,6 @@ def hook(event, args):
 
 sys.addaudithook(hook)
 PIPE = asyncio.subprocess.PIPE
-
-def fds():
-    return sorted(int(n) for n in os.listdir("/proc/self/fd"))
-
-def zombies():
-    me, found = str(os.getpid()), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] == "Z" and fields[1] == me:
-                found.append(int(entry))
-    return found
 
 async def outcome(make):
     try:
@@ -79,7 +66,7 @@ async def main():
         # Rejected before Popen gets that far: no event.
         lambda: x("true", user=-1),
     ]
-    before = fds()
+    before = open_fds()
     results = []
     for make in cases:
         del events[:]
@@ -88,8 +75,8 @@ async def main():
     # empty; the last cases fail without yielding to the loop, so let one iteration end.
     await asyncio.sleep(0)
     # The descriptors opened since (the one listing /proc/self/fd is closed by now).
-    opened = [n for n in fds() if n not in before and os.path.exists(f"/proc/self/fd/{n}")]
-    results.append(["new fds", opened, "zombies", zombies()])
+    opened = [n for n in sorted(open_fds()) if n not in before and os.path.exists(f"/proc/self/fd/{n}")]
+    results.append(["new fds", opened, "zombies", zombie_children()])
     return results
 
 loop = fastspawn.new_event_loop() if sys.argv[1] == "fastspawn" else asyncio.new_event_loop()
@@ -102,7 +89,7 @@ finally:
 
 def run_audited(impl: str) -> list[object]:
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", textwrap.dedent(SCRIPT), impl],
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(SCRIPT).replace("TESTS", repr(TESTS)), impl],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,9 +15,10 @@ from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any, Callable, Coroutine
 
 import pytest
+from procs import open_fds, zombie_children
 
 import fastspawn
-from conftest import FAST_STREAMS, IMPLS, PY, open_fds, zombie_children
+from conftest import FAST_STREAMS, IMPLS, PY
 
 Create = Callable[..., Coroutine[Any, Any, asyncio.subprocess.Process]]
 

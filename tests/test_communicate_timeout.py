@@ -15,9 +15,10 @@ from asyncio.subprocess import PIPE
 from typing import Any
 
 import pytest
+from procs import open_fds, zombie_children
 
 import fastspawn
-from conftest import PY, Impl, open_fds, zombie_children
+from conftest import PY, Impl
 
 FIRST_THEN_MORE = (
     "import sys, time\n"

@@ -13,10 +13,10 @@ from asyncio.subprocess import PIPE
 from typing import Any
 
 import pytest
-from procs import Pinned, token, wait_none_with_arg
+from procs import Pinned, open_fds, token, wait_none_with_arg, zombie_children
 
 import fastspawn
-from conftest import PY, Impl, open_fds, zombie_children
+from conftest import PY, Impl
 
 # Prints "ready" once its SIGTERM handler is in place; on SIGTERM, exits 7 after a pause.
 GRACEFUL = (

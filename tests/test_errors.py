@@ -10,8 +10,9 @@ from asyncio.subprocess import PIPE
 from typing import Any, Callable, Optional
 
 import pytest
+from procs import open_fds, zombie_children
 
-from conftest import IMPLS, Impl, open_fds, zombie_children
+from conftest import IMPLS, Impl
 
 Call = Callable[[], Any]
 

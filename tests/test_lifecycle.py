@@ -14,8 +14,9 @@ import time
 from asyncio.subprocess import PIPE
 
 import pytest
+from procs import open_fds, zombie_children
 
-from conftest import IMPLS, PY, Impl, open_fds, zombie_children
+from conftest import IMPLS, PY, Impl
 
 
 def settle_zombies(timeout: float = 5.0) -> list[int]:

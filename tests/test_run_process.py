@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 import pytest
-from procs import Pinned, token, wait_none_with_arg
+from procs import Pinned, open_fds, token, wait_none_with_arg, zombie_children
 
 import fastspawn
-from conftest import PY, Impl, open_fds, zombie_children
+from conftest import PY, Impl
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from procs import open_fds, zombie_children
 
-from conftest import Impl, open_fds, zombie_children
+from conftest import Impl
 from fastspawn.bench.exec_hold import held_exec
 from fastspawn.bench.loops import CheckError
 

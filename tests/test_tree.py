@@ -13,10 +13,20 @@ from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any
 
 import pytest
-from procs import Pinned, descends_from, pids_with_arg, stat_of, token, wait_exec, wait_none_with_arg
+from procs import (
+    Pinned,
+    descends_from,
+    open_fds,
+    pids_with_arg,
+    stat_of,
+    token,
+    wait_exec,
+    wait_none_with_arg,
+    zombie_children,
+)
 
 import fastspawn
-from conftest import Impl, open_fds, zombie_children
+from conftest import Impl
 from fastspawn import _tree
 
 

@@ -13,9 +13,9 @@ import weakref
 from typing import Any
 
 import pytest
+from procs import open_fds
 
 import fastspawn
-from conftest import open_fds
 from fastspawn._watcher import watcher_for
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
