@@ -167,3 +167,36 @@ def test_a_killed_child_after_a_timeout(fs: Impl) -> None:
         return out, err, proc.returncode
 
     assert fs.run(main()) == (b"first\n", None, -signal.SIGKILL)
+
+
+# -- wait(timeout=) ------------------------------------------------------------------------
+
+
+def test_wait_with_a_timeout_leaves_the_child_running(fs: Impl) -> None:
+    async def main() -> None:
+        proc = await fastspawn.create_subprocess_exec("sleep", "30")
+        with pytest.raises(subprocess.TimeoutExpired) as caught:
+            await proc.wait(timeout=0.2)
+        assert (caught.value.cmd, caught.value.timeout) == (("sleep", "30"), 0.2)
+        assert proc.returncode is None
+        proc.kill()
+        assert await proc.wait(timeout=10) == -signal.SIGKILL
+        assert await proc.wait(timeout=0) == -signal.SIGKILL  # known: no timeout
+
+    fs.run(main())
+    assert zombie_children() == []
+
+
+def test_a_cancelled_wait_with_a_timeout_is_a_cancellation(fs: Impl) -> None:
+    async def main() -> None:
+        proc = await fastspawn.create_subprocess_exec("sleep", "30")
+        task = asyncio.ensure_future(proc.wait(timeout=10))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert proc.returncode is None
+        await proc.aclose(grace=0)
+
+    fs.run(main())
+    assert zombie_children() == []

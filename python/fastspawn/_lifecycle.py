@@ -8,12 +8,15 @@
   (``_tree``).
 * ``communicate(input=None, timeout=None)``: ``subprocess.TimeoutExpired`` with the output
   so far, and nothing lost to a timeout or a cancellation (``_communicate``).
+* ``wait(timeout=None)``: ``subprocess.TimeoutExpired`` after ``timeout``, the child left
+  running, as ``Popen.wait``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 from types import TracebackType
 from typing import Any, Generic, Optional, Self, TypeVar
 
@@ -59,6 +62,21 @@ class LifecycleProcess(asyncio.subprocess.Process):
     @property
     def _fs_args(self) -> Any:
         return getattr(self._fs_transport.get_extra_info("subprocess"), "args", None)
+
+    # -- wait -----------------------------------------------------------------------------
+
+    async def wait(self, timeout: Optional[float] = None) -> int:
+        """As asyncio's, plus ``timeout`` (seconds): on expiry ``subprocess.TimeoutExpired``
+        and the child keeps running, as with ``Popen.wait``."""
+        if timeout is None:
+            return await super().wait()
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await super().wait()
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise subprocess.TimeoutExpired(self._fs_args, timeout) from None
 
     # -- communicate ----------------------------------------------------------------------
 
