@@ -12,7 +12,7 @@ PY315 := .pythons/3.15/usr/bin/python3.15
 # build check only (no free-threaded interpreter can be had on these machines).
 PYO3_314T := target/pyo3-3.14t.cfg
 
-.PHONY: pythons dev dist install bench benches test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure clean
+.PHONY: pythons dev dist install bench benches test test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure test-others clean
 
 # CPython 3.14 and 3.15 from Debian's packages into .pythons/ (see tools/get-pythons.sh).
 pythons:
@@ -120,7 +120,12 @@ test-pure: install
 	$(VENV)-pure/bin/python -m pip install -q $(DIST)/pure/*.whl pytest pytest-timeout anyio hypothesis
 	FASTSPAWN_EXPECT_NO_CORE=pure $(VENV)-pure/bin/python -m pytest -p no:cacheprovider -q -rs tests/test_fallback.py
 
-test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure
+# Other projects' own subprocess tests against install(): anyio's and uvloop's (asyncio
+# loop) at pinned versions, from their sdists on PyPI (tools/other-suites.sh).
+test-others: install
+	bash tools/other-suites.sh $(PYTHON) "$$(ls $(DIST)/abi3/*.whl)"
+
+test: test-rust check-builds lint test-python test-stock-streams test-versions test-abi3t test-pure test-others
 
 clean:
 	rm -rf $(VENV) $(VENV)-* target $(DIST)
