@@ -17,6 +17,7 @@ import signal
 from types import TracebackType
 from typing import Any, Generic, Optional, Self, TypeVar
 
+from . import _core
 from ._child import ChildProcess
 from ._communicate import Communication, Input, Output, one_stream
 from ._private import FAST_STREAMS
@@ -49,6 +50,15 @@ class LifecycleProcess(asyncio.subprocess.Process):
         self._fs_comm: Optional[Communication] = None
         self._fs_ending: Optional[asyncio.Future[Optional[int]]] = None
         self._fs_hurry = asyncio.Event()
+
+    @property
+    def cgroup(self) -> Optional[_core.CGroup]:
+        """The child's leaf cgroup v2 (spawned with ``cgroup=``), or None: every
+        descendant is in it, and tree signals reach it there. Removed once the tree has
+        ended (``aclose``, ``async with``, ``run_process``), or when the transport is
+        closed with the leaf empty; left, with its processes, if the process is dropped
+        or closed while it is populated."""
+        return getattr(self._fs_transport.get_extra_info("subprocess"), "cgroup", None)
 
     @property
     def _fs_args(self) -> Any:
@@ -95,7 +105,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
             if isinstance(child, ChildProcess):
                 # The core's view: unreaped until the core reaped it (the transport learns
                 # of the exit a callback later).
-                tree = ProcessTree(self.pid, lambda: child.returncode is None, child.send_signal)
+                tree = ProcessTree(self.pid, lambda: child.returncode is None, child.send_signal, child.cgroup)
             else:
                 tree = ProcessTree(self.pid, lambda: self.returncode is None, self._signal_quietly)
             self._fs_tree = tree
@@ -120,7 +130,9 @@ class LifecycleProcess(asyncio.subprocess.Process):
         to init). For SIGTERM and SIGKILL the tree is frozen (SIGSTOP) while it is walked,
         so a fork cannot escape, and SIGCONT follows SIGTERM. Descendants signalled stay
         pinned until they exit, so a later ``kill_tree()`` reaches them even after the child
-        itself was reaped."""
+        itself was reaped. With ``cgroup=``, every process in the child's leaf cgroup too
+        (SIGKILL by ``cgroup.kill``): daemons, and anything left after the child was
+        reaped."""
         return self._tree().signal(sig)
 
     def terminate_tree(self) -> frozenset[int]:
@@ -140,12 +152,13 @@ class LifecycleProcess(asyncio.subprocess.Process):
         discarded). ``grace=0`` sends SIGKILL at once. Returns the returncode.
 
         If the child already exited, only descendants pinned earlier (by a tree signal)
-        are still reachable. The work is shielded: cancelling the caller during the grace
+        are still reachable, and with ``cgroup=`` everything in the leaf cgroup, which is
+        removed once empty. The work is shielded: cancelling the caller during the grace
         period sends SIGKILL at once, waits for the exit (bounded), then re-raises the
         cancellation; further cancellations meanwhile change nothing."""
         grace = self.grace if grace is None else grace
         ending = self._fs_ending
-        if ending is None and not self._running() and not (self._fs_tree is not None and self._fs_tree.pinned):
+        if ending is None and not self._running() and not self._fs_reachable():
             # Reaped, nothing pinned: only the pipes to close (no task, nothing to shield).
             self._fs_transport.close()
             return await self.wait()
@@ -186,6 +199,13 @@ class LifecycleProcess(asyncio.subprocess.Process):
     ) -> None:
         await self.aclose()
 
+    def _fs_reachable(self) -> bool:
+        """Whether descendants are still pinned or in the leaf cgroup."""
+        tree = self._fs_tree
+        if tree is not None and tree.pinned:
+            return True
+        return self.cgroup is not None and self._tree().populated()
+
     def _running(self) -> bool:
         child = self._fs_transport.get_extra_info("subprocess")
         return getattr(child, "returncode", self.returncode) is None
@@ -193,7 +213,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
     async def _end(self, grace: float, hurry: asyncio.Event) -> Optional[int]:
         tree = self._tree()
         try:
-            if self._running() or tree.pinned:
+            if self._running() or tree.pinned or tree.populated():
                 ended = False
                 if grace > 0:
                     tree.signal(signal.SIGTERM)
@@ -206,16 +226,17 @@ class LifecycleProcess(asyncio.subprocess.Process):
         finally:
             tree.close()
             # Closes the pipes (and would kill a child still running: one that outlived
-            # KILL_WAIT is then reaped by the core in the background).
+            # KILL_WAIT is then reaped by the core in the background), and removes the
+            # leaf cgroup if it is empty.
             self._fs_transport.close()
         if not self._running():
             await self.wait()
         return self.returncode
 
     async def _ended(self, tree: ProcessTree, timeout: float, hurry: Optional[asyncio.Event]) -> bool:
-        """Waits up to ``timeout`` for the child and every pinned descendant to exit, or for
-        ``hurry``; whether they all exited."""
-        waits = [asyncio.ensure_future(self.wait()), asyncio.ensure_future(tree.wait_pinned(None))]
+        """Waits up to ``timeout`` for the child and every pinned descendant to exit and the
+        leaf cgroup to empty, or for ``hurry``; whether they all exited."""
+        waits = [asyncio.ensure_future(self.wait()), asyncio.ensure_future(tree.wait_ended(None))]
         watch: list[asyncio.Future[Any]] = list(waits)
         if hurry is not None:
             watch.append(asyncio.ensure_future(hurry.wait()))
