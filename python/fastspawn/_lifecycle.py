@@ -56,8 +56,9 @@ class LifecycleProcess(asyncio.subprocess.Process):
         """The child's leaf cgroup v2 (spawned with ``cgroup=``), or None: every
         descendant is in it, and tree signals reach it there. Removed once the tree has
         ended (``aclose``, ``async with``, ``run_process``), or when the transport is
-        closed with the leaf empty; left, with its processes, if the process is dropped
-        or closed while it is populated."""
+        closed with the leaf empty (asyncio's ``Process`` closes it itself once the child
+        exited and its pipes closed); left, with its processes, if the process is dropped
+        or its transport closed while the leaf is populated."""
         return getattr(self._fs_transport.get_extra_info("subprocess"), "cgroup", None)
 
     @property
@@ -159,8 +160,10 @@ class LifecycleProcess(asyncio.subprocess.Process):
         grace = self.grace if grace is None else grace
         ending = self._fs_ending
         if ending is None and not self._running() and not self._fs_reachable():
-            # Reaped, nothing pinned: only the pipes to close (no task, nothing to shield).
+            # Reaped, nothing pinned, the leaf cgroup (if any) empty: only the pipes to
+            # close and the leaf to remove (no task, nothing to shield).
             self._fs_transport.close()
+            self._fs_remove_cgroup()
             return await self.wait()
         if ending is None or ending.done():
             # One ending at a time: a second aclose() joins the one under way.
@@ -199,6 +202,15 @@ class LifecycleProcess(asyncio.subprocess.Process):
     ) -> None:
         await self.aclose()
 
+    def _fs_remove_cgroup(self) -> None:
+        """Removes the leaf cgroup if it is empty (one still populated is left)."""
+        cgroup = self.cgroup
+        if cgroup is not None and not cgroup.removed:
+            try:
+                cgroup.remove()
+            except OSError:
+                pass
+
     def _fs_reachable(self) -> bool:
         """Whether descendants are still pinned or in the leaf cgroup."""
         tree = self._fs_tree
@@ -226,9 +238,11 @@ class LifecycleProcess(asyncio.subprocess.Process):
         finally:
             tree.close()
             # Closes the pipes (and would kill a child still running: one that outlived
-            # KILL_WAIT is then reaped by the core in the background), and removes the
-            # leaf cgroup if it is empty.
+            # KILL_WAIT is then reaped by the core in the background).
             self._fs_transport.close()
+            # The transport may have closed itself before (the stream protocol closes it
+            # once the child exited and the pipes closed), while descendants ran on.
+            self._fs_remove_cgroup()
         if not self._running():
             await self.wait()
         return self.returncode
