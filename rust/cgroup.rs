@@ -118,14 +118,26 @@ fn pidfd_signal(fd: &OwnedFd, sig: libc::c_int) -> io::Result<bool> {
     }
 }
 
-/// The directories of one leaf cgroup: the parent it was made in, and the leaf itself
-/// (`None` once removed).
+/// One leaf cgroup: its name, its path, and while it exists the directories it was
+/// made in and it is (closed once it is removed).
 #[derive(Debug)]
 pub struct CGroup {
-    parent: OwnedFd,
     name: CString,
-    leaf: Option<OwnedFd>,
     path: PathBuf,
+    dirs: Option<Dirs>,
+}
+
+#[derive(Debug)]
+struct Dirs {
+    parent: OwnedFd,
+    leaf: OwnedFd,
+}
+
+/// `rmdir` of `name` in `parent`.
+fn remove_dir_at(parent: &OwnedFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: unlinkat reads the NUL-terminated name.
+    let ret = unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+    cvt(ret).map(drop)
 }
 
 impl CGroup {
@@ -159,22 +171,27 @@ impl CGroup {
                 Err(e) => return Err(e),
             }
         };
+        let leaf = match open_at(
+            parent_fd.as_raw_fd(),
+            &name,
+            libc::O_PATH | libc::O_DIRECTORY,
+        ) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                let _ = remove_dir_at(&parent_fd, &name);
+                return Err(e);
+            }
+        };
         let mut path = PathBuf::from(std::ffi::OsStr::from_bytes(parent.to_bytes()));
         path.push(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        let mut group = Self {
-            parent: parent_fd,
+        Ok(Self {
             name,
-            leaf: None,
             path,
-        };
-        // From here, dropping `group` removes the leaf again.
-        let leaf = open_at(
-            group.parent.as_raw_fd(),
-            &group.name,
-            libc::O_PATH | libc::O_DIRECTORY,
-        )?;
-        group.leaf = Some(leaf);
-        Ok(group)
+            dirs: Some(Dirs {
+                parent: parent_fd,
+                leaf,
+            }),
+        })
     }
 
     /// The leaf's path, as made from the parent path given.
@@ -184,12 +201,12 @@ impl CGroup {
 
     /// Whether [`remove`](Self::remove) has removed it.
     pub fn removed(&self) -> bool {
-        self.leaf.is_none()
+        self.dirs.is_none()
     }
 
     fn file(&self, name: &CStr, flags: libc::c_int) -> io::Result<Option<OwnedFd>> {
-        match &self.leaf {
-            Some(leaf) => open_at(leaf.as_raw_fd(), name, flags).map(Some),
+        match &self.dirs {
+            Some(dirs) => open_at(dirs.leaf.as_raw_fd(), name, flags).map(Some),
             None => Ok(None),
         }
     }
@@ -247,7 +264,7 @@ impl CGroup {
     /// Where freezing does not take effect within a bound (a process in uninterruptible
     /// sleep), what is listed is signalled, then the leaf listed and signalled again.
     pub fn signal(&self, sig: libc::c_int, skip: &[libc::pid_t]) -> io::Result<Vec<libc::pid_t>> {
-        if self.leaf.is_none() {
+        if self.dirs.is_none() {
             return Ok(Vec::new());
         }
         let freeze = self.file_if_exists(c"cgroup.freeze", libc::O_WRONLY)?;
@@ -345,25 +362,17 @@ impl CGroup {
     /// Removes the leaf if it is empty (`rmdir`); whether it is gone (now or before).
     /// `Ok(false)` while processes are in it (EBUSY).
     pub fn remove(&mut self) -> io::Result<bool> {
-        if self.leaf.is_none() {
+        let Some(dirs) = &self.dirs else {
             return Ok(true);
-        }
-        // SAFETY: unlinkat reads the NUL-terminated name.
-        let ret = unsafe {
-            libc::unlinkat(
-                self.parent.as_raw_fd(),
-                self.name.as_ptr(),
-                libc::AT_REMOVEDIR,
-            )
         };
-        match cvt(ret) {
-            Ok(_) => {}
+        match remove_dir_at(&dirs.parent, &self.name) {
+            Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => return Ok(false),
             // Removed by someone else.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(e),
         }
-        self.leaf = None;
+        self.dirs = None;
         Ok(true)
     }
 }

@@ -678,6 +678,50 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn signal_freezes_skips_and_thaws() {
+        let Some(parent) = writable_cgroup2() else {
+            return;
+        };
+        let mut req = request(&["sh", "-c", "(setsid sleep 100 >/dev/null &); sleep 100"]);
+        req.setup.cgroup = Some(parent);
+        let mut spawned = spawn(&req).unwrap().unwrap();
+        let mut group = spawned.cgroup.take().unwrap();
+        let child = spawned.child.pid();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while group.pids().unwrap().len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never three processes"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SIGKILL through the freeze (what kill() does without cgroup.kill), the child
+        // skipped.
+        let mut signalled = group.signal(libc::SIGKILL, &[child]).unwrap();
+        signalled.sort_unstable();
+        assert_eq!(signalled.len(), 2, "{signalled:?}");
+        assert!(!signalled.contains(&child));
+        let events = std::fs::read_to_string(group.path().join("cgroup.events")).unwrap();
+        assert!(events.contains("frozen 0"), "{events}");
+        while group.pids().unwrap() != [child] {
+            assert!(std::time::Instant::now() < deadline, "the others still run");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            spawned.child.try_wait().unwrap(),
+            None,
+            "the child was skipped"
+        );
+        assert_eq!(group.kill().unwrap(), vec![child]);
+        assert_eq!(spawned.child.wait(None).unwrap(), Some(-libc::SIGKILL));
+        while group.populated().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "still populated");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(group.remove().unwrap());
+    }
+
+    #[test]
     fn a_failed_spawn_leaves_no_leaf() {
         let Some(mount) = writable_cgroup2() else {
             return;
