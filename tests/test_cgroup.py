@@ -446,6 +446,38 @@ def test_bad_directories_raise_before_spawning(parent: str, tmp_path: pathlib.Pa
     assert zombie_children() == []
 
 
+def test_a_failed_join_is_reported_from_the_child_with_its_step(parent: str) -> None:
+    """A threaded cgroup takes no process: the child's write to its leaf's cgroup.procs
+    fails (EOPNOTSUPP), reported with a note naming the step; the leaf is removed."""
+    threaded = os.path.join(parent, "threaded")
+    os.mkdir(threaded)
+    try:
+        with open(os.path.join(threaded, "cgroup.type"), "w") as f:
+            f.write("threaded")
+        before = open_fds()
+        exc = spawn_error(threaded)
+        assert isinstance(exc, OSError) and (exc.errno, exc.filename) == (errno.EOPNOTSUPP, threaded)
+        assert exc.__notes__ == ["in the child: joining its leaf cgroup (writing to cgroup.procs)"]
+        assert leaves(threaded) == [] and open_fds() == before and zombie_children() == []
+    finally:
+        os.rmdir(threaded)
+
+
+def test_no_leaf_allowed_is_the_mkdir_error(parent: str) -> None:
+    """cgroup.max.descendants reached: mkdir's EAGAIN (BlockingIOError), as os.mkdir
+    would raise it, before spawning."""
+    full = os.path.join(parent, "full")
+    os.mkdir(full)
+    try:
+        with open(os.path.join(full, "cgroup.max.descendants"), "w") as f:
+            f.write("0")
+        exc = spawn_error(pathlib.Path(full))
+        assert isinstance(exc, BlockingIOError) and exc.filename == pathlib.Path(full)
+        assert leaves(full) == []
+    finally:
+        os.rmdir(full)
+
+
 def test_a_failed_exec_leaves_no_leaf(parent: str) -> None:
     exc = spawn_error_program("/no/such/program", parent)
     assert isinstance(exc, FileNotFoundError) and exc.filename == "/no/such/program"
