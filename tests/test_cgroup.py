@@ -560,6 +560,26 @@ def test_the_core_refuses_any_directory_it_cannot_use(parent: str, cgroup: Any, 
     assert zombie_children() == []
 
 
+def test_a_discarded_spawn_takes_its_leaf_along(parent: str) -> None:
+    """A spawn whose caller was cancelled meanwhile (``_spawner._discard``): the child,
+    what it already forked (in its leaf), and the leaf are gone before it returns."""
+    from test_core_contract import request
+
+    from fastspawn import _spawner
+
+    t = token()
+    before = open_fds()
+    spawned = _core.spawn(request(f"(setsid sleep {t} >/dev/null &); sleep {t}", stdout=None, cgroup=parent.encode()))
+    assert spawned is not None and spawned[0].cgroup is not None
+    cgroup = spawned[0].cgroup
+    while len(cgroup.pids()) < 3:
+        asyncio.run(asyncio.sleep(0.005))
+    _spawner._discard(spawned)
+    assert cgroup.removed and leaves(parent) == []
+    del spawned, cgroup
+    check_clean(t, before)
+
+
 def test_the_core_child_without_a_cgroup(fs: Impl) -> None:
     async def main() -> None:
         proc = await fastspawn.create_subprocess_exec("true")
