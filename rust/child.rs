@@ -59,7 +59,7 @@ pub fn pidfd_supported() -> bool {
     }
 }
 
-fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new CLOEXEC descriptor.
     let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
     // SAFETY: the syscall succeeded, so `fd` is a new descriptor that we alone own.

@@ -9,17 +9,19 @@
 //! 2. `buffer` (the stream byte queue), `pipe` (non-blocking pipes).
 //! 3. `reaper`: the fallback reaper thread.
 //! 4. `child`: a started child (pidfd or reaper), its signals and reaping.
-//! 5. `spawn`: the request, its descriptor plan and the routing (`spawn/mod.rs`), over
+//! 5. `cgroup`: a leaf cgroup v2 per child (create, list, signal, kill, remove).
+//! 6. `spawn`: the request, its descriptor plan and the routing (`spawn/mod.rs`), over
 //!    the two backends that share it and not each other (`spawn/posix.rs`,
 //!    `spawn/clone.rs`), and `spawn/parent_thread.rs`, the long-lived thread that starts
 //!    children with a parent-death signal (it knows nothing of spawning: it runs a job).
-//! 6. `py`: the PyO3 layer; within it `errors` (the one error conversion), `request`
+//! 7. `py`: the PyO3 layer; within it `errors` (the one error conversion), `request`
 //!    (the spawn request), `ready` below `process` (children, pipes, `spawn`) below
 //!    `stream` (the `StreamReader` buffer).
-//! 7. `_core` (below): the extension module, exporting from `py`.
+//! 8. `_core` (below): the extension module, exporting from `py`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
+pub mod cgroup;
 pub mod child;
 pub mod pipe;
 pub mod reaper;
@@ -47,6 +49,8 @@ pub mod py;
 mod _core {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use crate::py::cgroup::PyCGroup;
     #[pymodule_export]
     use crate::py::process::{features, spawn, watch, PyChild, PyReadPipe, PyWritePipe};
     #[pymodule_export]

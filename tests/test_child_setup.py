@@ -1,4 +1,5 @@
-"""Declarative child setup, no preexec_fn: ``rlimits=``, ``pdeathsig=``, ``subreaper=``.
+"""Declarative child setup, no preexec_fn: ``rlimits=``, ``pdeathsig=``, ``subreaper=``
+(and ``cgroup=``, in tests/test_cgroup.py).
 
 The core does each step in the child between clone and exec (the clone path), reports a
 failing step as the equivalent Python call would fail, and refuses the keywords with a
@@ -289,7 +290,13 @@ def test_without_pdeathsig_the_child_outlives_its_parent() -> None:
 
 # -- where they cannot be honoured: a TypeError, never ignored --------------------------
 
-SETUP = [{"rlimits": {CORE: (0, 0)}}, {"pdeathsig": signal.SIGKILL}, {"subreaper": True}]
+# cgroup= is refused before its directory is looked at (tests/test_cgroup.py spawns with it).
+SETUP = [
+    {"rlimits": {CORE: (0, 0)}},
+    {"pdeathsig": signal.SIGKILL},
+    {"subreaper": True},
+    {"cgroup": "/no/such/cgroup"},
+]
 
 
 @pytest.mark.parametrize("setup", SETUP, ids=lambda s: next(iter(s)))
@@ -320,7 +327,7 @@ def test_defaults_are_not_requests() -> None:
     """Left at their defaults (or an empty rlimits), they do not stop a delegated spawn."""
 
     async def main() -> int:
-        defaults: dict[str, Any] = {"rlimits": {}, "pdeathsig": None, "subreaper": False}
+        defaults: dict[str, Any] = {"rlimits": {}, "pdeathsig": None, "subreaper": False, "cgroup": None}
         proc = await fastspawn.create_subprocess_exec("true", preexec_fn=lambda: None, **defaults)
         return await proc.wait()
 

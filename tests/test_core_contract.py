@@ -250,13 +250,14 @@ WRONG_TYPES = {
     "rlimits": {7: (1, 1)},
     "pdeathsig": "SIGKILL",
     "subreaper": None,
+    "cgroup": "/sys/fs/cgroup",
 }
 
 
 def test_every_field_is_read() -> None:
     """Each field of NativeSpawn is read by the core: a field it ignored would be an
     option silently dropped."""
-    assert set(WRONG_TYPES) | {"program_name", "cwd_name"} == set(NativeSpawn._fields)
+    assert set(WRONG_TYPES) | {"program_name", "cwd_name", "cgroup_name"} == set(NativeSpawn._fields)
 
 
 @pytest.mark.parametrize("field", sorted(WRONG_TYPES))

@@ -48,6 +48,11 @@ class ChildProcess:
     def returncode(self) -> Optional[int]:
         return self._child.returncode
 
+    @property
+    def cgroup(self) -> Optional[_core.CGroup]:
+        """The leaf cgroup the child was spawned into (``cgroup=``), or None."""
+        return self._child.cgroup
+
     def poll(self) -> Optional[int]:
         """The returncode if the child has exited (reaping it), else None."""
         try:

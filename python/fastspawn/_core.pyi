@@ -10,6 +10,7 @@ from fastspawn._options import NativeSpawn
 
 __all__ = [
     "BytesBuilder",
+    "CGroup",
     "Child",
     "LineIter",
     "ReadPipe",
@@ -35,6 +36,9 @@ class Child:
 
     @property
     def pid(self) -> int: ...
+    @property
+    def cgroup(self) -> Optional[CGroup]:
+        """The leaf cgroup the child was spawned into (``cgroup=``), or None."""
     @property
     def returncode(self) -> Optional[int]:
         """The exit code, ``-signal`` if a signal ended it, or None while it runs (and
@@ -74,6 +78,38 @@ class Child:
         """Gives up :attr:`exit_fd`; call after the loop stopped watching it. The
         descriptor is closed once the child is reaped (a pidfd stays its identity
         until then)."""
+
+@final
+class CGroup:
+    """A child's leaf cgroup v2 (``fastspawn-<pid>-<n>`` in the ``cgroup=`` directory),
+    which the child joined before exec: every descendant is in it, double-forked
+    daemons and descendants of a child already reaped included, unless one moved
+    itself elsewhere. The core holds the leaf's directory by descriptor; dropped, the
+    leaf is removed if it is empty, and left (with its processes) otherwise."""
+
+    @property
+    def path(self) -> str:
+        """The leaf's path (the ``cgroup=`` directory joined with the leaf's name)."""
+    @property
+    def removed(self) -> bool:
+        """Whether :meth:`remove` removed it (its descriptors are then closed)."""
+    def pids(self) -> list[int]:
+        """The processes in it now, from ``cgroup.procs`` (none once removed)."""
+    def populated(self) -> bool:
+        """``populated`` of ``cgroup.events``: whether any process is in it (exited
+        processes, zombies included, are not); False once removed."""
+    def kill(self) -> list[int]:
+        """SIGKILL to every process in it, by ``cgroup.kill`` (Linux 5.14+; the kernel
+        reaches forks in progress too), or where that is missing as :meth:`signal` does;
+        returns the pids listed just before. Releases the GIL."""
+    def signal(self, signal: int, skip: list[int] = ...) -> list[int]:
+        """``signal`` to every process in it but the pids in ``skip``: the leaf is frozen
+        (``cgroup.freeze``, up to 0.5 s for ``frozen 1``), each process listed is pinned
+        with a pidfd and signalled, then the leaf is thawed, and after SIGTERM each gets
+        SIGCONT. Returns the pids signalled. Releases the GIL."""
+    def remove(self) -> bool:
+        """``rmdir`` of the leaf if it is empty; whether it is gone (False while a
+        process is in it)."""
 
 @final
 class ReadPipe:
@@ -222,7 +258,9 @@ def spawn(
     is never read: no ``getenv`` races an ``os.environ`` change in another thread). The
     child starts with posix_spawn, or with ``clone(CLONE_VM|CLONE_VFORK)`` and steps of
     the core's own when ``umask``, ``groups``, ``gid``, ``uid``, ``process_group``,
-    ``rlimits``, ``pdeathsig`` or ``subreaper`` is set. A child with ``pdeathsig`` is
+    ``rlimits``, ``pdeathsig``, ``subreaper`` or ``cgroup`` is set (with ``cgroup`` a fresh
+    leaf is made in that directory first, the child joins it before anything else, and
+    it is ``Child.cgroup``; on any failure it is removed again). A child with ``pdeathsig`` is
     started by one core thread that lives as long as the process (the kernel sends the
     signal when the creating *thread* ends), the caller waiting for it.
 
@@ -230,7 +268,10 @@ def spawn(
     ``cwd_name`` (cwd failures), as ``subprocess`` names them; ValueError for an
     embedded NUL byte; a failed ``rlimits``/``pdeathsig``/``subreaper`` step raises what
     the same call raises in Python (``resource.setrlimit``'s ValueError for EINVAL and
-    EPERM, else OSError) with a note naming the step; nothing is leaked on any error."""
+    EPERM, else OSError) with a note naming the step; a ``cgroup`` that cannot be used
+    raises the failing call's OSError named after ``cgroup_name`` (``ENOTSUP`` for a
+    directory not on a cgroup v2 filesystem), from the parent before the spawn, or from
+    the child's joining step with a note; nothing is leaked on any error."""
 
 def watch(pid: int) -> Child:
     """Watches ``pid``, an unreaped child this process started some other way.

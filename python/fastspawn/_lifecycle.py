@@ -60,6 +60,16 @@ class LifecycleProcess(asyncio.subprocess.Process):
             self._fs_core.hold()
 
     @property
+    def cgroup(self) -> Optional[_core.CGroup]:
+        """The child's leaf cgroup v2 (spawned with ``cgroup=``), or None: every
+        descendant is in it, and tree signals reach it there. Removed once the tree has
+        ended (``aclose``, ``async with``, ``run_process``), or when the transport is
+        closed with the leaf empty (asyncio's ``Process`` closes it itself once the child
+        exited and its pipes closed); left, with its processes, if the process is dropped
+        or its transport closed while the leaf is populated."""
+        return getattr(self._fs_transport.get_extra_info("subprocess"), "cgroup", None)
+
+    @property
     def _fs_args(self) -> Any:
         return getattr(self._fs_transport.get_extra_info("subprocess"), "args", None)
 
@@ -119,7 +129,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
             if core is not None:
                 # The core's view: unreaped until the core reaped it (the transport learns
                 # of the exit a callback later), or while it keeps the zombie.
-                tree = ProcessTree(self.pid, lambda: core.unreaped, core.send_signal, core.kill_group)
+                tree = ProcessTree(self.pid, lambda: core.unreaped, core.send_signal, core.kill_group, core.cgroup)
             else:
                 tree = ProcessTree(self.pid, lambda: self.returncode is None, self._signal_quietly)
             self._fs_tree = tree
@@ -144,7 +154,9 @@ class LifecycleProcess(asyncio.subprocess.Process):
         to init). For SIGTERM and SIGKILL the tree is frozen (SIGSTOP) while it is walked,
         so a fork cannot escape, and SIGCONT follows SIGTERM. Descendants signalled stay
         pinned until they exit, so a later ``kill_tree()`` reaches them even after the child
-        itself was reaped."""
+        itself was reaped. With ``cgroup=``, every process in the child's leaf cgroup too
+        (SIGKILL by ``cgroup.kill``): daemons, and anything left after the child was
+        reaped."""
         return self._tree().signal(sig)
 
     def terminate_tree(self) -> frozenset[int]:
@@ -164,14 +176,16 @@ class LifecycleProcess(asyncio.subprocess.Process):
         discarded). ``grace=0`` sends SIGKILL at once. Returns the returncode.
 
         If the child already exited, only descendants pinned earlier (by a tree signal)
-        are still reachable. The work is shielded: cancelling the caller during the grace
+        are still reachable, and with ``cgroup=`` everything in the leaf cgroup, which is
+        removed once empty. The work is shielded: cancelling the caller during the grace
         period sends SIGKILL at once, waits for the exit (bounded), then re-raises the
         cancellation; further cancellations meanwhile change nothing."""
         grace = self.grace if grace is None else grace
         ending = self._fs_ending
         if ending is None and not self._running() and not self._tree().reachable():
-            # Exited, nothing pinned, no group kept: only the pipes to close and the zombie
-            # to reap (no task, nothing to shield).
+            # Exited, nothing pinned, no group kept, the leaf cgroup (if any) empty: only the
+            # pipes to close, the zombie to reap and the leaf to remove (no task, nothing
+            # to shield).
             self._close()
             return await self.wait()
         if ending is None or ending.done():
@@ -212,10 +226,19 @@ class LifecycleProcess(asyncio.subprocess.Process):
         await self.aclose()
 
     def _close(self) -> None:
-        """Closes the transport and reaps a zombie kept for the child's group."""
+        """Closes the transport, reaps a zombie kept for the child's group and removes
+        the leaf cgroup if it is empty (one still populated is left). The transport may
+        have closed itself before (the stream protocol closes it once the child exited
+        and the pipes closed), while descendants ran on."""
         self._fs_transport.close()
         if self._fs_core is not None:
             self._fs_core.release()
+        cgroup = self.cgroup
+        if cgroup is not None and not cgroup.removed:
+            try:
+                cgroup.remove()
+            except OSError:
+                pass
 
     def _running(self) -> bool:
         child = self._fs_transport.get_extra_info("subprocess")
@@ -244,9 +267,9 @@ class LifecycleProcess(asyncio.subprocess.Process):
         return self.returncode
 
     async def _ended(self, tree: ProcessTree, timeout: float, hurry: Optional[asyncio.Event]) -> bool:
-        """Waits up to ``timeout`` for the child and every pinned descendant to exit, or for
-        ``hurry``; whether they all exited."""
-        waits = [asyncio.ensure_future(self.wait()), asyncio.ensure_future(tree.wait_pinned(None))]
+        """Waits up to ``timeout`` for the child and every pinned descendant to exit and the
+        leaf cgroup to empty, or for ``hurry``; whether they all exited."""
+        waits = [asyncio.ensure_future(self.wait()), asyncio.ensure_future(tree.wait_ended(None))]
         watch: list[asyncio.Future[Any]] = list(waits)
         if hurry is not None:
             watch.append(asyncio.ensure_future(hurry.wait()))

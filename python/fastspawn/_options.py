@@ -47,7 +47,7 @@ NATIVE_OPTIONS["process_group"] = None
 # fastspawn's own keywords, no Popen equivalent: what the child sets up for itself
 # between clone and exec, in place of a preexec_fn (see _child_setup). Never passed to
 # Popen: a spawn that goes through it refuses them (see popen_kwargs).
-CHILD_SETUP_OPTIONS: dict[str, Any] = {"rlimits": None, "pdeathsig": None, "subreaper": False}
+CHILD_SETUP_OPTIONS: dict[str, Any] = {"rlimits": None, "pdeathsig": None, "subreaper": False, "cgroup": None}
 NATIVE_OPTIONS.update(CHILD_SETUP_OPTIONS)
 
 # Popen keywords that posix_spawn cannot express; any value but the default delegates.
@@ -121,6 +121,12 @@ class NativeSpawn(NamedTuple):
     #: Make the child a subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants stay
     #: in its subtree.
     subreaper: bool
+    #: A cgroup v2 directory (fs-encoded): the core makes a fresh leaf in it
+    #: (``fastspawn-<pid>-<n>``), which the child joins before exec; None: none.
+    cgroup: Optional[bytes] = None
+    #: The ``filename`` of the OSError a failure to make or join the leaf raises (the
+    #: directory as given).
+    cgroup_name: object = None
 
 
 def _stdio(value: Any) -> Optional[int]:
@@ -549,7 +555,8 @@ def plan_native(
         if any(b"\0" in item for item in (program, cwd_bytes or b"", *argv, *(env_list or ()))):
             raise ValueError("embedded null byte")
         _check_id_ranges(options.groups, options.gid, options.uid)
-    rlimits, pdeathsig, subreaper = _child_setup(kwargs)
+    rlimits, pdeathsig, subreaper, cgroup = _child_setup(kwargs)
+    cgroup_name = kwargs.get("cgroup") if cgroup is not None else None
     # Whether this system can start it natively is the core's answer (_core.spawn
     # returns None, and _spawn delegates).
     return NativeSpawn(
@@ -576,6 +583,8 @@ def plan_native(
         rlimits=rlimits,
         pdeathsig=pdeathsig,
         subreaper=subreaper,
+        cgroup=cgroup,
+        cgroup_name=cgroup_name,
     )
 
 
@@ -631,12 +640,21 @@ def _pdeathsig(value: Any) -> Optional[int]:
     return number
 
 
-def _child_setup(kwargs: dict[str, Any]) -> tuple[Optional[list[tuple[int, int, int]]], Optional[int], bool]:
-    """``(rlimits, pdeathsig, subreaper)`` from these keywords, checked."""
+def _cgroup(value: Any) -> Optional[bytes]:
+    """``cgroup=``: a str, bytes or PathLike directory, converted as ``os.mkdir`` converts
+    a path (TypeError for another type, ValueError for a NUL byte)."""
+    return None if value is None else _fs_converted(os.fspath(value))
+
+
+def _child_setup(
+    kwargs: dict[str, Any],
+) -> tuple[Optional[list[tuple[int, int, int]]], Optional[int], bool, Optional[bytes]]:
+    """``(rlimits, pdeathsig, subreaper, cgroup)`` from these keywords, checked."""
     if not kwargs:
-        return None, None, False
+        return None, None, False, None
     rlimits = _rlimits(kwargs.get("rlimits"))
-    return rlimits, _pdeathsig(kwargs.get("pdeathsig")), bool(kwargs.get("subreaper", False))
+    pdeathsig = _pdeathsig(kwargs.get("pdeathsig"))
+    return rlimits, pdeathsig, bool(kwargs.get("subreaper", False)), _cgroup(kwargs.get("cgroup"))
 
 
 def _asked_for(name: str, value: Any) -> bool:

@@ -28,8 +28,9 @@ async def _end_collecting(proc: Process, comm: Communication, grace: float) -> N
         except subprocess.TimeoutExpired:
             pass
         else:
-            # The child exited and the pipes closed; descendants pinned may still run.
-            if await proc._tree().wait_pinned(max(deadline - loop.time(), 0.0)):
+            # The child exited and the pipes closed; descendants pinned, or in the leaf
+            # cgroup, may still run.
+            if await proc._tree().wait_ended(max(deadline - loop.time(), 0.0)):
                 return
     proc.kill_tree()
     try:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -61,11 +62,20 @@ def _has_other_tasks(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def _discard(spawned: _Spawned) -> None:
-    """A child spawned for a caller that was cancelled meanwhile: killed, reaped (a
-    SIGKILLed child exits at once) and its pipes closed, before the cancellation goes on."""
+    """A child spawned for a caller that was cancelled meanwhile: killed (with whatever it
+    forked into its leaf cgroup, if it has one), reaped (a SIGKILLed child exits at once)
+    and its pipes closed, before the cancellation goes on; the leaf is removed once empty
+    (waiting up to a second)."""
     child, *pipes = spawned
     child.send_signal(signal.SIGKILL)
+    cgroup = child.cgroup
+    if cgroup is not None:
+        cgroup.kill()
     child.wait()
+    if cgroup is not None:
+        deadline = time.monotonic() + 1.0
+        while not cgroup.remove() and time.monotonic() < deadline:
+            time.sleep(0.001)
     for pipe in pipes:
         if pipe is not None:
             pipe.close()

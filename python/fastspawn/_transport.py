@@ -229,6 +229,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             if loop is not None and not loop.is_closed() and loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
             proc.kill()
+        self._remove_empty_cgroup()
         loop = self._loop
         if loop is None or loop.is_closed():
             # Nobody will watch the exit fd on the loop any more. The fd stays open while
@@ -268,6 +269,16 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if not keep_exit_fd:
             self._child.close_exit_fd()
 
+    def _remove_empty_cgroup(self) -> None:
+        """Best effort, once closed: the child's leaf cgroup removed if it is empty (one
+        with processes in it is left; it is tried again at the child's exit)."""
+        cgroup = self._child.cgroup
+        if cgroup is not None and not cgroup.removed:
+            try:
+                cgroup.remove()
+            except OSError:
+                pass
+
     def _exit_ready(self) -> None:
         if self._returncode is not None:
             return
@@ -280,6 +291,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if returncode is None:
             return
         self._forget_child()
+        if self._closed:
+            self._remove_empty_cgroup()
         self._process_exited(returncode)
 
     def _process_exited(self, returncode: int) -> None:

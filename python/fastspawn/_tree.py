@@ -24,6 +24,12 @@ Three mechanisms, used together by :class:`ProcessTree`:
   It reaches descendants that called ``setsid``; it cannot reach a double-forked daemon,
   which is reparented to init (or to the nearest subreaper) as soon as its parent exits.
 
+With ``cgroup=``, a fourth: **the child's leaf cgroup** (``_core.CGroup``), which every
+descendant joined at its fork, however it daemonised, and stays in after the child was
+reaped. After the three above, SIGKILL goes to it with ``cgroup.kill`` and any other signal
+to each member not reached yet, the leaf frozen meanwhile; waiting for the tree to end
+(``wait_ended``) waits for the leaf to be empty too.
+
 Pins are kept (one descriptor each) until the process exits, so a ``kill_tree()`` after a
 ``terminate_tree()`` still reaches a grandchild that ignored SIGTERM after the child itself
 exited and was reaped.
@@ -44,7 +50,10 @@ import select
 import signal
 import time
 from collections.abc import Iterator
-from typing import Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+
+if TYPE_CHECKING:
+    from ._core import CGroup
 
 __all__ = ["ProcessTree", "pidfds_usable"]
 
@@ -58,6 +67,10 @@ MAX_ROUNDS = 32
 STOP_TIMEOUT = 0.2
 # Signals that end the tree: frozen first.
 FREEZE_FOR = frozenset({signal.SIGTERM, signal.SIGKILL})
+# Waiting for a leaf cgroup to empty: cgroup.events polled from this interval, doubling up
+# to the next (asyncio has no POLLPRI readiness to wait on).
+EMPTY_POLL_FIRST = 0.001
+EMPTY_POLL_MAX = 0.05
 
 _pidfd_state: Optional[bool] = None
 
@@ -143,7 +156,8 @@ class ProcessTree:
     pid is then still its own: running, or a zombie not reaped or kept); ``signal_child(sig)``
     signals it through the core's pidfd (a no-op once it exited); ``signal_group(sig)``
     ``killpg``s the group the child leads while its pid is its own, and says whether it
-    did (by default checked here; the core checks it under its reaper's lock)."""
+    did (by default checked here; the core checks it under its reaper's lock); ``cgroup``,
+    the child's leaf cgroup, if it has one."""
 
     def __init__(
         self,
@@ -151,11 +165,13 @@ class ProcessTree:
         unreaped: Callable[[], bool],
         signal_child: Callable[[int], object],
         signal_group: Optional[Callable[[int], bool]] = None,
+        cgroup: Optional[CGroup] = None,
     ) -> None:
         self.pid = pid
         self._unreaped = unreaped
         self._signal_child = signal_child
         self._signal_group = signal_group or self._killpg
+        self.cgroup = cgroup
         self._pins: dict[int, _Pin] = {}
 
     def __repr__(self) -> str:
@@ -166,6 +182,16 @@ class ProcessTree:
         """The descendants pinned so far that have not exited."""
         self._prune()
         return frozenset(self._pins)
+
+    def populated(self) -> bool:
+        """Whether the child's leaf cgroup has a process in it (False without one)."""
+        cgroup = self.cgroup
+        if cgroup is None or cgroup.removed:
+            return False
+        try:
+            return cgroup.populated()
+        except FileNotFoundError:
+            return False  # removed behind our back: nothing of ours is in it
 
     def close(self) -> None:
         """Lets go of every pin (closes the pidfds)."""
@@ -191,9 +217,9 @@ class ProcessTree:
 
     def reachable(self) -> bool:
         """Whether anything besides a running child can still be signalled: a pinned
-        descendant, or the group the child leads while its pid is its own (a zombie
-        kept for it, see ``Child.hold``)."""
-        return bool(self.pinned) or self._group() is not None
+        descendant, the group the child leads while its pid is its own (a zombie kept for
+        it, see ``Child.hold``), or a process in the leaf cgroup."""
+        return bool(self.pinned) or self._group() is not None or self.populated()
 
     def _group(self) -> Optional[int]:
         """The child's process group id while the child leads one and is unreaped."""
@@ -315,7 +341,24 @@ class ProcessTree:
     def signal(self, sig: int) -> frozenset[int]:
         """Sends ``sig`` to the child and every descendant it can reach; returns the pids
         signalled (group members reached only by ``killpg`` are among them when /proc
-        showed them)."""
+        showed them). With a leaf cgroup, then to every process in it not reached yet
+        (SIGKILL: to all, by ``cgroup.kill``)."""
+        reached = self._signal_walked(sig)
+        cgroup = self.cgroup
+        if cgroup is None or cgroup.removed:
+            return reached
+        try:
+            if sig == signal.SIGKILL:
+                more = cgroup.kill()
+            else:
+                # Not to those reached above: a second SIGTERM can mean "hurry" to a program.
+                more = cgroup.signal(sig, sorted(reached))
+        except FileNotFoundError:
+            return reached  # removed behind our back
+        return reached | frozenset(more)
+
+    def _signal_walked(self, sig: int) -> frozenset[int]:
+        """``signal`` through the child's pidfd, its group and the walk over /proc."""
         self._prune()
         if sig in FREEZE_FOR and pidfds_usable():
             return self._signal_frozen(sig)
@@ -347,6 +390,25 @@ class ProcessTree:
         return reached
 
     # -- waiting ------------------------------------------------------------------------
+
+    async def wait_ended(self, timeout: Optional[float]) -> bool:
+        """Waits until every pinned descendant has exited and the leaf cgroup (if any) is
+        empty, at most ``timeout`` seconds; whether they did. The leaf is polled (a few
+        milliseconds apart) on the loop, never blocking it."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        if not await self.wait_pinned(timeout):
+            return False
+        delay = EMPTY_POLL_FIRST
+        while self.populated():
+            if deadline is None:
+                await asyncio.sleep(delay)
+            elif (left := deadline - loop.time()) <= 0:
+                return False
+            else:
+                await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, EMPTY_POLL_MAX)
+        return True
 
     async def wait_pinned(self, timeout: Optional[float]) -> bool:
         """Waits until every pinned descendant has exited, at most ``timeout`` seconds;

@@ -55,12 +55,21 @@ pub(crate) fn closed_pipe() -> CoreError {
 
 /// A step of the child setup that failed in the child: the error the same call raises
 /// in Python (`resource.setrlimit`'s `ValueError` for EINVAL and EPERM, else
-/// `OSError`), with a note naming the step.
-pub(crate) fn setup_error(py: Python<'_>, step: SetupStep, e: io::Error) -> CoreError {
+/// `OSError`, named after `cgroup_name` for the cgroup step), with a note naming the
+/// step.
+pub(crate) fn setup_error(
+    py: Python<'_>,
+    step: SetupStep,
+    e: io::Error,
+    cgroup_name: Py<PyAny>,
+) -> CoreError {
     let note = match step {
         SetupStep::Rlimit(resource) => format!("in the child: setrlimit of resource {resource}"),
         SetupStep::ParentDeathSignal => "in the child: prctl(PR_SET_PDEATHSIG)".to_owned(),
         SetupStep::Subreaper => "in the child: prctl(PR_SET_CHILD_SUBREAPER)".to_owned(),
+        SetupStep::Cgroup => {
+            "in the child: joining its leaf cgroup (writing to cgroup.procs)".to_owned()
+        }
     };
     let error = match (step, e.raw_os_error()) {
         (SetupStep::Rlimit(_), Some(libc::EINVAL)) => {
@@ -69,6 +78,7 @@ pub(crate) fn setup_error(py: Python<'_>, step: SetupStep, e: io::Error) -> Core
         (SetupStep::Rlimit(_), Some(libc::EPERM)) => {
             PyValueError::new_err("not allowed to raise maximum limit")
         }
+        (SetupStep::Cgroup, _) => os_error_with_filename(&e, cgroup_name).0,
         _ => CoreError::from(e).0,
     };
     // PEP 678 notes (3.11+); a failure to add one leaves the error as it is.

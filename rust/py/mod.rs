@@ -5,12 +5,13 @@
 //! Plain values cross it (bytes, ints, tuples), and a spawn request as one object read
 //! by field name. Errors cross once, in `errors.rs`.
 //!
-//! `process.rs`: children and their pipes (`Child`, `ReadPipe`, `WritePipe`, `spawn`,
+//! `cgroup.rs`: a child's leaf cgroup (`CGroup`); `process.rs`: children and their pipes (`Child`, `ReadPipe`, `WritePipe`, `spawn`,
 //! `watch`, `features`); `request.rs`: the spawn request; `stream.rs`: the
 //! `StreamReader` buffer, its line iterator and the read-to-EOF collector
 //! (`StreamBuffer`, `LineIter`, `BytesBuilder`); `ready.rs`: the already-finished
 //! awaitable that `async for` lines return.
 
+pub(crate) mod cgroup;
 pub(crate) mod errors;
 pub(crate) mod process;
 pub(crate) mod ready;

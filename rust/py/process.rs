@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::cgroup::PyCGroup;
 use super::errors::{closed_pipe, os_error_with_filename, setup_error, CoreResult};
 use super::request::NativeSpawn;
 use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
@@ -25,27 +26,36 @@ fn owned_fd(fd: i32) -> CoreResult<OwnedFd> {
 
 /// A running or finished child. Dropping it unreaped hands it to the reaper.
 #[pyclass(module = "fastspawn._core", name = "Child")]
-pub(crate) struct PyChild(child::Child);
+pub(crate) struct PyChild {
+    child: child::Child,
+    /// Its leaf cgroup, when it was spawned with one.
+    cgroup: Option<Py<PyCGroup>>,
+}
 
 #[pymethods]
 impl PyChild {
     #[getter]
+    fn cgroup(&self, py: Python<'_>) -> Option<Py<PyCGroup>> {
+        self.cgroup.as_ref().map(|g| g.clone_ref(py))
+    }
+
+    #[getter]
     fn pid(&self) -> i32 {
-        self.0.pid()
+        self.child.pid()
     }
 
     #[getter]
     fn returncode(&self) -> Option<i32> {
-        self.0.returncode()
+        self.child.returncode()
     }
 
     #[getter]
     fn exit_fd(&self) -> Option<i32> {
-        self.0.exit_fd()
+        self.child.exit_fd()
     }
 
     fn try_wait(&mut self) -> CoreResult<Option<i32>> {
-        Ok(self.0.try_wait()?)
+        Ok(self.child.try_wait()?)
     }
 
     /// Blocks (without the GIL) until exit or `timeout` seconds; the returncode or None.
@@ -63,47 +73,47 @@ impl PyChild {
             // Too large (or infinite): no deadline at all.
             Some(t) => std::time::Duration::try_from_secs_f64(t.max(0.0)).ok(),
         };
-        let child = &mut self.0;
+        let child = &mut self.child;
         Ok(py.detach(|| child.wait(timeout))?)
     }
 
     fn send_signal(&self, signal: i32) -> CoreResult<bool> {
-        Ok(self.0.send_signal(signal)?)
+        Ok(self.child.send_signal(signal)?)
     }
 
     fn close_exit_fd(&mut self) {
-        self.0.close_exit_fd();
+        self.child.close_exit_fd();
     }
 
     /// If the child leads its own process group, keeps its zombie once it exits (its
     /// returncode is read all the same) until `release()`, so the group id stays its own;
     /// only with a pidfd. Whether the exit will be held.
     fn hold(&mut self) -> bool {
-        self.0.hold()
+        self.child.hold()
     }
 
     /// Reaps a held zombie; nothing otherwise.
     fn release(&mut self) {
-        self.0.release();
+        self.child.release();
     }
 
     /// Whether the pid is still the child's: running, or an unreaped or held zombie.
     #[getter]
     fn unreaped(&mut self) -> bool {
-        self.0.unreaped()
+        self.child.unreaped()
     }
 
     /// `killpg(pid, signal)` if the child leads its process group and is unreaped (or
     /// held); whether it was sent.
     fn kill_group(&self, signal: i32) -> CoreResult<bool> {
-        Ok(self.0.kill_group(signal)?)
+        Ok(self.child.kill_group(signal)?)
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<fastspawn._core.Child pid={} returncode={:?}>",
-            self.0.pid(),
-            self.0.returncode()
+            self.child.pid(),
+            self.child.returncode()
         )
     }
 }
@@ -263,14 +273,21 @@ pub(crate) fn spawn(
     match py.detach(|| spawner::spawn(&req)) {
         Ok(None) => Ok(None),
         Ok(Some(s)) => Ok(Some((
-            PyChild(s.child),
+            PyChild {
+                child: s.child,
+                cgroup: s
+                    .cgroup
+                    .map(|g| Py::new(py, PyCGroup::new(g)))
+                    .transpose()?,
+            },
             s.stdin.map(|p| PyWritePipe(Some(p))),
             s.stdout.map(|p| PyReadPipe(Some(p))),
             s.stderr.map(|p| PyReadPipe(Some(p))),
         ))),
         Err(SpawnError::Exec(e)) => Err(os_error_with_filename(&e, request.program_name)),
         Err(SpawnError::Chdir(e)) => Err(os_error_with_filename(&e, request.cwd_name)),
-        Err(SpawnError::Setup(step, e)) => Err(setup_error(py, step, e)),
+        Err(SpawnError::Setup(step, e)) => Err(setup_error(py, step, e, request.cgroup_name)),
+        Err(SpawnError::Cgroup(e)) => Err(os_error_with_filename(&e, request.cgroup_name)),
         Err(SpawnError::Other(e)) => Err(e.into()),
     }
 }
@@ -279,7 +296,10 @@ pub(crate) fn spawn(
 /// `subprocess.Popen` path) and that nobody has reaped.
 #[pyfunction]
 pub(crate) fn watch(pid: i32) -> CoreResult<PyChild> {
-    Ok(PyChild(child::Child::watch(pid)?))
+    Ok(PyChild {
+        child: child::Child::watch(pid)?,
+        cgroup: None,
+    })
 }
 
 /// What this system lets the core do natively.

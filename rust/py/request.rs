@@ -46,6 +46,10 @@ pub(crate) struct NativeSpawn {
     rlimits: Option<Vec<(i32, u64, u64)>>,
     pdeathsig: Option<i32>,
     subreaper: bool,
+    /// The cgroup v2 directory the child's leaf is made in.
+    cgroup: Option<Vec<u8>>,
+    /// What a failure to make or join the leaf names as `OSError.filename`.
+    pub(crate) cgroup_name: Py<PyAny>,
 }
 
 impl NativeSpawn {
@@ -109,6 +113,7 @@ impl NativeSpawn {
                     .collect(),
                 pdeathsig: self.pdeathsig,
                 subreaper: self.subreaper,
+                cgroup: self.cgroup.as_deref().map(c_string).transpose()?,
             },
         })
     }

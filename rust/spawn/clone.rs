@@ -1,6 +1,6 @@
 //! The clone path: a child started with `clone(CLONE_VM | CLONE_VFORK)` for what
 //! `posix_spawn` cannot express (a umask, supplementary groups, gid, uid, resource
-//! limits, a parent-death signal, the subreaper flag) or cannot
+//! limits, a parent-death signal, the subreaper flag, a cgroup to join) or cannot
 //! report apart from an exec failure (joining a process group).
 //!
 //! Like `posix_spawn`, it never copies the parent's address space: the child runs on a
@@ -18,7 +18,11 @@
 //! descriptors, cwd, umask, session/group, `setgroups`, `setregid`, `setreuid`, exec;
 //! with the declarative child setup (no `preexec_fn`) fitted in: resource limits before
 //! the ids change (a privileged parent may raise a hard limit for an unprivileged
-//! child), subreaper and parent-death signal after it (changing ids clears the signal).
+//! child), subreaper and parent-death signal after it (changing ids clears the signal),
+//! and joining the leaf cgroup first of all, right after the signals are reset: before
+//! the descriptor plan can close the descriptor it writes to. (`clone3` with
+//! `CLONE_INTO_CGROUP` would start the child in the leaf, but a `CLONE_VM` child of
+//! `clone3` returns from the system call on a stack of its own, which needs assembly.)
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::io;
@@ -40,6 +44,7 @@ const STAGE_OTHER: u8 = 2;
 const STAGE_RLIMIT: u8 = 3;
 const STAGE_PDEATHSIG: u8 = 4;
 const STAGE_SUBREAPER: u8 = 5;
+const STAGE_CGROUP: u8 = 6;
 
 /// The failure report: errno (4 bytes, little-endian), stage (1), detail (4).
 const REPORT_LEN: usize = 9;
@@ -67,6 +72,8 @@ struct ChildPlan {
     subreaper: bool,
     /// 0: none.
     pdeathsig: c_int,
+    /// The leaf cgroup's `cgroup.procs`, open for writing; -1: none.
+    cgroup_procs: RawFd,
     /// The pid of the process that started the child, read before `clone`.
     parent: libc::pid_t,
     candidates: *const *const c_char,
@@ -363,6 +370,20 @@ unsafe fn apply_parent_ties(plan: &ChildPlan) -> Step {
     Ok(())
 }
 
+/// Joins the leaf cgroup: "0" (the writing process) to its `cgroup.procs`, through the
+/// descriptor the parent opened. Nothing of the child's can fork before this.
+///
+/// # Safety
+/// The calling process is the child; `plan.cgroup_procs` is -1 or open for writing.
+unsafe fn join_cgroup(plan: &ChildPlan) -> Step {
+    if plan.cgroup_procs < 0 {
+        return Ok(());
+    }
+    // SAFETY: write reads one byte of a static string.
+    let ret = unsafe { libc::write(plan.cgroup_procs, c"0".as_ptr().cast(), 1) };
+    check(ret as i64, STAGE_CGROUP)
+}
+
 /// Restores the signal mask and execs each candidate in turn; returns only on failure,
 /// with the first error that is not "no such file" (ENOENT/ENOTDIR), else the last one,
 /// as `subprocess` does.
@@ -406,6 +427,11 @@ unsafe fn exec_first(plan: &ChildPlan) -> Failed {
 unsafe fn run_child(plan: &ChildPlan) -> Failed {
     // SAFETY: signals are blocked and the process will exec or exit (the contract).
     unsafe { reset_signals(plan.restore_signals) };
+    // First, before the descriptor plan can close or replace its descriptor.
+    // SAFETY: the child is a process of its own, about to exec.
+    if let Err(failure) = unsafe { join_cgroup(plan) } {
+        return failure;
+    }
     for i in 0..plan.n_actions {
         // SAFETY: `i` is within the plan's actions.
         let action = unsafe { *plan.actions.add(i) };
@@ -503,12 +529,14 @@ impl Drop for SignalsBlocked {
 
 /// Starts the child of `req` on the clone path; returns its pid, and its pidfd where
 /// pidfds work. `parent` is this process's pid (the child compares it with its
-/// `getppid()` once its parent-death signal is set).
+/// `getppid()` once its parent-death signal is set); `cgroup_procs`, the `cgroup.procs`
+/// of the leaf cgroup the child joins (open for writing), if any.
 pub fn spawn(
     req: &SpawnRequest,
     candidates: &[CString],
     actions: &[FdAction],
     parent: libc::pid_t,
+    cgroup_procs: Option<RawFd>,
 ) -> Result<(libc::pid_t, Option<OwnedFd>), SpawnError> {
     let (err_read, err_write) = pipe_cloexec()?;
     // Keep the error pipe above the descriptors the child sets up (0-2).
@@ -549,6 +577,7 @@ pub fn spawn(
         n_rlimits: req.setup.rlimits.len(),
         subreaper: req.setup.subreaper,
         pdeathsig: req.setup.pdeathsig.unwrap_or(0),
+        cgroup_procs: cgroup_procs.unwrap_or(-1),
         parent,
         candidates: paths.as_ptr(),
         n_candidates: paths.len(),
@@ -606,6 +635,7 @@ pub fn spawn(
         STAGE_RLIMIT => SpawnError::Setup(SetupStep::Rlimit(failure.detail), error),
         STAGE_PDEATHSIG => SpawnError::Setup(SetupStep::ParentDeathSignal, error),
         STAGE_SUBREAPER => SpawnError::Setup(SetupStep::Subreaper, error),
+        STAGE_CGROUP => SpawnError::Setup(SetupStep::Cgroup, error),
         _ => SpawnError::Other(error),
     })
 }
@@ -749,7 +779,8 @@ mod tests {
     /// Starts `req` on the clone path as if `parent` had started it; its returncode.
     fn returncode_as_child_of(req: &SpawnRequest, parent: libc::pid_t) -> i32 {
         let candidates = crate::spawn::exec_candidates(req);
-        let (pid, pidfd) = spawn(req, &candidates, &[], parent).unwrap_or_else(|e| panic!("{e:?}"));
+        let (pid, pidfd) =
+            spawn(req, &candidates, &[], parent, None).unwrap_or_else(|e| panic!("{e:?}"));
         let mut child = match pidfd {
             Some(fd) => crate::child::Child::from_pidfd(pid, fd),
             None => crate::child::Child::watch(pid).unwrap(),

@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 pub use posix::Extensions;
 
+use crate::cgroup::CGroup;
 use crate::child::Child;
 use crate::pipe::{pipe_cloexec, set_pipe_size, ReadPipe, WritePipe};
 use crate::sys::{dup_cloexec, fd_flags};
@@ -113,11 +114,17 @@ pub struct ChildSetup {
     /// Make the child a subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
     /// reparented to it, not to init, so they stay in its subtree.
     pub subreaper: bool,
+    /// A cgroup v2 directory: a fresh leaf is made in it for the child ([`CGroup`]),
+    /// which joins it first thing after `clone`, before it can fork.
+    pub cgroup: Option<CString>,
 }
 
 impl ChildSetup {
     pub fn is_empty(&self) -> bool {
-        self.rlimits.is_empty() && self.pdeathsig.is_none() && !self.subreaper
+        self.rlimits.is_empty()
+            && self.pdeathsig.is_none()
+            && !self.subreaper
+            && self.cgroup.is_none()
     }
 }
 
@@ -130,12 +137,16 @@ pub enum SetupStep {
     ParentDeathSignal,
     /// `prctl(PR_SET_CHILD_SUBREAPER)`.
     Subreaper,
+    /// Joining the leaf cgroup (writing "0" to its `cgroup.procs`).
+    Cgroup,
 }
 
 /// A started child and the parent's ends of its pipes.
 #[derive(Debug)]
 pub struct Spawned {
     pub child: Child,
+    /// The child's leaf cgroup, when [`ChildSetup::cgroup`] asked for one.
+    pub cgroup: Option<CGroup>,
     pub stdin: Option<WritePipe>,
     pub stdout: Option<ReadPipe>,
     pub stderr: Option<ReadPipe>,
@@ -150,6 +161,9 @@ pub enum SpawnError {
     Chdir(io::Error),
     /// A step of the [`ChildSetup`] failed in the child.
     Setup(SetupStep, io::Error),
+    /// Making the leaf cgroup failed in the parent, before the spawn (the error names
+    /// the cgroup directory given).
+    Cgroup(io::Error),
     /// Anything else: bad descriptors, no pipes, out of memory.
     Other(io::Error),
 }
@@ -385,6 +399,20 @@ fn spawn_here(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
         return Ok(None);
     };
     let candidates = &exec_candidates(req);
+    // The leaf first, so nothing else is created when it cannot be; dropped (removed)
+    // on every failure below, the child having joined it or not.
+    let cgroup = req
+        .setup
+        .cgroup
+        .as_deref()
+        .map(CGroup::create)
+        .transpose()
+        .map_err(SpawnError::Cgroup)?;
+    let procs = cgroup
+        .as_ref()
+        .map(CGroup::open_procs)
+        .transpose()
+        .map_err(SpawnError::Cgroup)?;
     let mut fds = ChildFds {
         actions: Vec::new(),
         keep_open: Vec::new(),
@@ -401,17 +429,20 @@ fn spawn_here(req: &SpawnRequest) -> Result<Option<Spawned>, SpawnError> {
         Backend::Clone => {
             // SAFETY: getpid cannot fail.
             let parent = unsafe { libc::getpid() };
-            clone::spawn(req, candidates, &fds.actions, parent)?
+            let procs = procs.as_ref().map(AsRawFd::as_raw_fd);
+            clone::spawn(req, candidates, &fds.actions, parent, procs)?
         }
     };
-    // The child's ends of the pipes close here, in the parent.
+    // The child's ends of the pipes, and the leaf's cgroup.procs, close here.
     drop(fds);
+    drop(procs);
     let child = match pidfd {
         Some(fd) => Child::from_pidfd(pid, fd),
         None => Child::watch(pid)?,
     };
     Ok(Some(Spawned {
         child,
+        cgroup,
         stdin: stdin.map(WritePipe::new).transpose()?,
         stdout: stdout.map(ReadPipe::new).transpose()?,
         stderr: stderr.map(ReadPipe::new).transpose()?,
@@ -599,6 +630,131 @@ pub(crate) mod tests {
                 other.map(|s| s.map(|s| s.child))
             ),
         }
+    }
+
+    /// A writable cgroup v2 directory (the mount point found in /proc/self/mountinfo),
+    /// or `None` where there is none.
+    fn writable_cgroup2() -> Option<CString> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = info.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            (right.split(' ').next()? == "cgroup2")
+                .then(|| left.split(' ').nth(4).map(str::to_owned))?
+        })?;
+        let path = CString::new(mount).ok()?;
+        // SAFETY: access reads the NUL-terminated path.
+        (unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0).then_some(path)
+    }
+
+    #[test]
+    fn a_cgroup_holds_and_kills_a_double_forked_daemon() {
+        let Some(parent) = writable_cgroup2() else {
+            eprintln!("skipped: no writable cgroup v2 directory");
+            return;
+        };
+        let mut req = request(&["sh", "-c", "(setsid sleep 100 >/dev/null &); exit 0"]);
+        req.setup.cgroup = Some(parent);
+        let mut spawned = spawn(&req).unwrap().unwrap();
+        let mut group = spawned.cgroup.take().expect("a leaf cgroup");
+        assert_eq!(spawned.child.wait(None).unwrap(), Some(0));
+        // The daemon outlived the child, in the leaf.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while group.pids().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon never showed up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(group.populated().unwrap());
+        assert!(!group.remove().unwrap(), "removed while populated");
+        assert_eq!(group.kill().unwrap().len(), 1);
+        while group.populated().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "still populated");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let path = group.path().to_owned();
+        assert!(group.remove().unwrap() && !path.exists());
+    }
+
+    #[test]
+    fn signal_freezes_skips_and_thaws() {
+        let Some(parent) = writable_cgroup2() else {
+            return;
+        };
+        // Two daemons, then the child becomes a sleep itself: killing the daemons cannot
+        // end it (a shell waiting for a foreground sleep would exit once it is killed).
+        let script =
+            "(setsid sleep 100 >/dev/null &); (setsid sleep 100 >/dev/null &); exec sleep 100";
+        let mut req = request(&["sh", "-c", script]);
+        req.setup.cgroup = Some(parent);
+        let mut spawned = spawn(&req).unwrap().unwrap();
+        let mut group = spawned.cgroup.take().unwrap();
+        let child = spawned.child.pid();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Once the child is the sleep, both subshells have forked their daemon and exited.
+        let comm = format!("/proc/{child}/comm");
+        while std::fs::read_to_string(&comm).unwrap_or_default() != "sleep\n"
+            || group.pids().unwrap().len() != 3
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never the sleep and its two daemons"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // SIGKILL through the freeze (what kill() does without cgroup.kill), the child
+        // skipped.
+        let mut signalled = group.signal(libc::SIGKILL, &[child]).unwrap();
+        signalled.sort_unstable();
+        assert_eq!(signalled.len(), 2, "{signalled:?}");
+        assert!(!signalled.contains(&child));
+        let events = std::fs::read_to_string(group.path().join("cgroup.events")).unwrap();
+        assert!(events.contains("frozen 0"), "{events}");
+        while group.pids().unwrap() != [child] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the others still run: {:?} (child {child})",
+                group.pids()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(
+            spawned.child.try_wait().unwrap(),
+            None,
+            "the child was skipped"
+        );
+        assert_eq!(group.kill().unwrap(), vec![child]);
+        assert_eq!(spawned.child.wait(None).unwrap(), Some(-libc::SIGKILL));
+        while group.populated().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "still populated");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(group.remove().unwrap());
+    }
+
+    #[test]
+    fn a_failed_spawn_leaves_no_leaf() {
+        let Some(mount) = writable_cgroup2() else {
+            return;
+        };
+        // A parent of this test's own, so other tests' leaves do not count.
+        let parent = format!(
+            "{}/fastspawn-rust-test-{}",
+            mount.to_str().unwrap(),
+            std::process::id()
+        );
+        std::fs::create_dir(&parent).unwrap();
+        let mut req = request(&["/no/such/program"]);
+        req.setup.cgroup = Some(CString::new(parent.clone()).unwrap());
+        let failed = spawn(&req);
+        let left = std::fs::read_dir(&parent)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+            .count();
+        std::fs::remove_dir(&parent).unwrap();
+        assert!(matches!(failed, Err(SpawnError::Exec(_))));
+        assert_eq!(left, 0);
     }
 
     #[test]
