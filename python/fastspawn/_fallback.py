@@ -27,7 +27,9 @@ import asyncio
 import inspect
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
+from types import MappingProxyType
 from typing import Any, Callable, Coroutine, Optional, TypeVar
 
 from ._communicate import Communication, Input
@@ -76,14 +78,16 @@ else:
 
 # Nothing is spawned natively: every Popen keyword that asyncio passes on goes to
 # subprocess.Popen (with Popen's default). The rest asyncio takes itself or refuses.
-NATIVE_OPTIONS: dict[str, Any] = {}
+NATIVE_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 _ASYNCIO_OWN = {"args", "bufsize", "stdin", "stdout", "stderr", "shell", "universal_newlines"}
 _ASYNCIO_OWN |= {"text", "encoding", "errors"}
-DELEGATED_OPTIONS: dict[str, Any] = {
-    name: parameter.default
-    for name, parameter in inspect.signature(subprocess.Popen).parameters.items()
-    if name not in _ASYNCIO_OWN
-}
+DELEGATED_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        name: parameter.default
+        for name, parameter in inspect.signature(subprocess.Popen).parameters.items()
+        if name not in _ASYNCIO_OWN
+    }
+)
 
 
 def install() -> None:

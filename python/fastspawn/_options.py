@@ -19,6 +19,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple, Optional
 
 from ._private.hooks import popen_posix_spawn_switches
@@ -26,36 +27,43 @@ from ._versions import CHANGES
 
 __all__ = ["DELEGATED_OPTIONS", "NATIVE_OPTIONS", "NativeSpawn", "plan_native"]
 
-# Popen keywords honoured by the core, with the value that means "not asked for".
-NATIVE_OPTIONS: dict[str, Any] = {
-    "executable": None,
-    "close_fds": True,
-    "pass_fds": (),
-    "cwd": None,
-    "env": None,
-    "restore_signals": True,
-    "start_new_session": False,
-    # These four take the core's clone path: posix_spawn cannot express them.
-    "user": None,
-    "group": None,
-    "extra_groups": None,
-    "umask": -1,
-}
-NATIVE_OPTIONS["pipesize"] = -1
-NATIVE_OPTIONS["process_group"] = None
-
 # fastspawn's own keywords, no Popen equivalent: what the child sets up for itself
 # between clone and exec, in place of a preexec_fn (see _child_setup). Never passed to
 # Popen: a spawn that goes through it refuses them (see popen_kwargs).
-CHILD_SETUP_OPTIONS: dict[str, Any] = {"rlimits": None, "pdeathsig": None, "subreaper": False, "cgroup": None}
-NATIVE_OPTIONS.update(CHILD_SETUP_OPTIONS)
+CHILD_SETUP_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {"rlimits": None, "pdeathsig": None, "subreaper": False, "cgroup": None}
+)
+
+# Popen keywords honoured by the core, with the value that means "not asked for"
+# (read-only: what fastspawn does is not for callers to change).
+NATIVE_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        "executable": None,
+        "close_fds": True,
+        "pass_fds": (),
+        "cwd": None,
+        "env": None,
+        "restore_signals": True,
+        "start_new_session": False,
+        # These four take the core's clone path: posix_spawn cannot express them.
+        "user": None,
+        "group": None,
+        "extra_groups": None,
+        "umask": -1,
+        "pipesize": -1,
+        "process_group": None,
+        **CHILD_SETUP_OPTIONS,
+    }
+)
 
 # Popen keywords that posix_spawn cannot express; any value but the default delegates.
-DELEGATED_OPTIONS: dict[str, Any] = {
-    "preexec_fn": None,  # arbitrary Python code between fork and exec
-    "startupinfo": None,  # Windows only: Popen raises
-    "creationflags": 0,  # Windows only: Popen raises
-}
+DELEGATED_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        "preexec_fn": None,  # arbitrary Python code between fork and exec
+        "startupinfo": None,  # Windows only: Popen raises
+        "creationflags": 0,  # Windows only: Popen raises
+    }
+)
 
 # Popen 3.13+ refuses stdout=STDOUT before it looks at any other keyword. Earlier versions
 # (and every version for stdin=STDOUT) take -2 for a descriptor, which the child's dup2
