@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import select
 import signal
 import time
 from collections.abc import Iterable
+from typing import Optional
 
 
 def stat_of(pid: int) -> tuple[str, int, int, int] | None:
@@ -136,3 +138,18 @@ def zombie_children() -> list[int]:
         if fields[0] == "Z" and fields[1] == me:
             zombies.append(int(entry))
     return zombies
+
+
+def cgroup2_mount() -> Optional[str]:
+    """Where the cgroup v2 hierarchy is mounted (the unified one of a hybrid setup too)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        if right.split(" ")[0] == "cgroup2":
+            # Octal escapes for space, tab, newline and backslash.
+            return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), left.split(" ")[4])
+    return None

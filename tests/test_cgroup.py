@@ -26,26 +26,21 @@ from typing import Any, Optional
 from unittest import mock
 
 import pytest
-from procs import Pinned, descends_from, open_fds, pids_with_arg, token, wait_exec, wait_none_with_arg, zombie_children
+from procs import (
+    Pinned,
+    cgroup2_mount,
+    descends_from,
+    open_fds,
+    pids_with_arg,
+    token,
+    wait_exec,
+    wait_none_with_arg,
+    zombie_children,
+)
 
 import fastspawn
 from conftest import Impl
 from fastspawn import _core
-
-
-def cgroup2_mount() -> Optional[str]:
-    """Where the cgroup v2 hierarchy is mounted (the unified one of a hybrid setup too)."""
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        if right.split(" ")[0] == "cgroup2":
-            # Octal escapes for space, tab, newline and backslash.
-            return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), left.split(" ")[4])
-    return None
 
 
 def _make_test_dir() -> tuple[Optional[str], str]:
