@@ -14,11 +14,14 @@ import signal
 from asyncio.subprocess import DEVNULL, PIPE
 from typing import Any, Callable, Coroutine
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 from procs import open_fds, zombie_children
 
 import fastspawn
 from conftest import FAST_STREAMS, IMPLS, PY
+from fastspawn._communicate import Sink
 
 Create = Callable[..., Coroutine[Any, Any, asyncio.subprocess.Process]]
 
@@ -199,3 +202,25 @@ def test_uninstall_leaves_a_later_wrapper_of_communicate_alone() -> None:
     fastspawn.install()
     fastspawn.uninstall()
     assert asyncio.subprocess.Process.communicate is STOCK_COMMUNICATE
+
+
+# -- the capped sink of run_process(max_output=, keep_output=) ------------------------------
+
+
+@hypothesis.given(
+    chunks=st.lists(st.binary(max_size=40), max_size=30),
+    cap=st.integers(min_value=0, max_value=100),
+    tail=st.booleans(),
+)
+def test_a_capped_sink_keeps_the_head_or_the_tail_and_counts_the_rest(
+    chunks: list[bytes], cap: int, tail: bool
+) -> None:
+    sink = Sink(cap, tail)
+    for chunk in chunks:
+        sink.add(chunk)
+        assert sink.size <= cap
+        assert sink.size == sum(map(len, sink.chunks))
+    whole = b"".join(chunks)
+    kept = whole[max(len(whole) - cap, 0) :] if tail else whole[:cap]
+    assert sink.value() == kept
+    assert sink.dropped == len(whole) - len(kept)

@@ -153,6 +153,47 @@ def test_max_output_keeps_the_first_bytes_and_drains_the_rest(fs: Impl, cap: int
     assert f"dropped_stdout={size - cap}" in repr(result)
 
 
+@pytest.mark.parametrize("cap", [0, 1, 999, 65536, 65537, 1 << 20])
+def test_keep_output_tail_keeps_the_last_bytes(fs: Impl, cap: int) -> None:
+    size = 4 << 20
+    script = (
+        f"import os; b = bytes(range(256)) * {size // 256}; os.write(1, b); os.write(1, b'end');os.write(2, b[:1000])"
+    )
+
+    async def main() -> fastspawn.CompletedProcess:
+        return await fastspawn.run_process([PY, "-c", script], max_output=cap, keep_output="tail", timeout=60)
+
+    result = fs.run(main())
+    full = bytes(range(256)) * (size // 256) + b"end"
+    assert result.returncode == 0
+    assert result.stdout == full[len(full) - cap :]
+    assert result.dropped_stdout == len(full) - cap
+    assert result.stderr == full[:1000][1000 - min(cap, 1000) :]
+    assert result.dropped_stderr == max(1000 - cap, 0)
+
+
+@pytest.mark.parametrize("keep", ["middle", "", None, 1])
+def test_keep_output_is_head_or_tail(fs: Impl, keep: Any) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match=r"^keep_output must be 'head' or 'tail', not "):
+            await fastspawn.run_process(["true"], max_output=1, keep_output=keep)
+
+    fs.run(main())
+
+
+def test_keep_output_tail_with_a_timeout(fs: Impl) -> None:
+    script = "import sys, time\nfor i in range(100000): print(i)\nsys.stdout.flush(); time.sleep(30)"
+
+    async def main() -> Any:
+        with pytest.raises(subprocess.TimeoutExpired) as caught:
+            await fastspawn.run_process([PY, "-c", script], timeout=2, max_output=7, keep_output="tail")
+        return caught.value
+
+    exc = fs.run(main())
+    assert exc.output == b"\n99999\n"
+    assert exc.dropped_stdout == len("".join(f"{i}\n" for i in range(100000))) - 7  # type: ignore[attr-defined]
+
+
 def test_max_output_with_a_timeout(fs: Impl) -> None:
     async def main() -> Any:
         with pytest.raises(subprocess.TimeoutExpired) as caught:

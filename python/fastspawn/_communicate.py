@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+from collections import deque
 from collections.abc import Coroutine, Iterable
 from typing import Any, Optional, Union
 
@@ -55,31 +56,63 @@ def one_stream(proc: asyncio.subprocess.Process, input: Input) -> int:
 
 
 class Sink:
-    """One stream's output: the first ``cap`` bytes kept (all with no cap), the rest
-    counted in ``dropped``."""
+    """One stream's output: everything with no ``cap``; else the first ``cap`` bytes (or,
+    with ``tail``, the last ``cap``), the rest counted in ``dropped``. Never holds more
+    than ``cap`` bytes plus the chunk being added."""
 
-    __slots__ = ("cap", "chunks", "done", "dropped", "size")
+    __slots__ = ("cap", "chunks", "done", "dropped", "size", "tail")
 
-    def __init__(self, cap: Optional[int]) -> None:
+    def __init__(self, cap: Optional[int], tail: bool = False) -> None:
         self.cap = cap
-        self.chunks: list[bytes] = []
+        self.tail = tail
+        self.chunks: deque[bytes] = deque()
         self.size = 0
         self.dropped = 0
         self.done = False
 
     def add(self, data: bytes) -> None:
-        if self.cap is not None and self.size + len(data) > self.cap:
-            room = max(self.cap - self.size, 0)
-            self.dropped += len(data) - room
-            data = data[:room]
+        cap = self.cap
+        if cap is not None:
+            if self.tail:
+                self._add_tail(data, cap)
+                return
+            if self.size + len(data) > cap:
+                room = max(cap - self.size, 0)
+                self.dropped += len(data) - room
+                data = data[:room]
         if data:
             self.chunks.append(data)
             self.size += len(data)
 
+    def _add_tail(self, data: bytes, cap: int) -> None:
+        if len(data) >= cap:
+            # It alone fills the cap: nothing kept before it stays.
+            self.dropped += self.size + len(data) - cap
+            self.chunks.clear()
+            data = data[len(data) - cap :]
+            self.size = 0
+        if data:
+            self.chunks.append(data)
+            self.size += len(data)
+        excess = self.size - cap
+        while excess > 0:
+            first = self.chunks[0]
+            if len(first) <= excess:
+                self.chunks.popleft()
+                cut = len(first)
+            else:
+                self.chunks[0] = first[excess:]
+                cut = excess
+            self.size -= cut
+            self.dropped += cut
+            excess -= cut
+
     def value(self) -> bytes:
         """Everything kept so far (joined once; later calls reuse the join)."""
         if len(self.chunks) > 1:
-            self.chunks = [b"".join(self.chunks)]
+            joined = b"".join(self.chunks)
+            self.chunks.clear()
+            self.chunks.append(joined)
         return self.chunks[0] if self.chunks else b""
 
 
@@ -123,14 +156,17 @@ async def _all(coros: list[Coroutine[Any, Any, None]]) -> None:
 
 class Communication:
     """The state of ``communicate()`` on one process, from its first call to the one that
-    returns. ``cap`` (bytes per stream) is ``run_process``'s ``max_output``."""
+    returns. ``cap`` (bytes per stream) is ``run_process``'s ``max_output``, ``tail``
+    whether the last bytes are kept rather than the first."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, input: Input, cap: Optional[int] = None) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, input: Input, cap: Optional[int] = None, tail: bool = False
+    ) -> None:
         self.proc = proc
         self.sinks: dict[int, Sink] = {}
         for fd, stream in ((1, proc.stdout), (2, proc.stderr)):
             if stream is not None:
-                self.sinks[fd] = Sink(cap)
+                self.sinks[fd] = Sink(cap, tail)
         stdin = proc.stdin if input is not None or _FEEDS_WITHOUT_INPUT else None
         self.stdin: Optional[asyncio.StreamWriter] = stdin
         if stdin is not None and input is not None:

@@ -66,9 +66,12 @@ def dropped(comm: Communication) -> tuple[int, int]:
     return (0 if out is None else out.dropped, 0 if err is None else err.dropped)
 
 
-def prepare(spawn_options: dict[str, Any], input: Input, capture_output: bool, max_output: Optional[int]) -> None:
+def prepare(
+    spawn_options: dict[str, Any], input: Input, capture_output: bool, max_output: Optional[int], keep_output: str
+) -> bool:
     """Adds to ``spawn_options`` the pipes ``input`` and ``capture_output`` need, after
-    ``subprocess.run``'s checks (and ``max_output``'s)."""
+    ``subprocess.run``'s checks (and ``max_output``'s and ``keep_output``'s); whether the
+    last bytes are kept (``keep_output="tail"``)."""
     if input is not None:
         if spawn_options.get("stdin") is not None:
             raise ValueError("stdin and input arguments may not both be used.")
@@ -79,6 +82,9 @@ def prepare(spawn_options: dict[str, Any], input: Input, capture_output: bool, m
         spawn_options["stdout"] = spawn_options["stderr"] = subprocess.PIPE
     if max_output is not None and max_output < 0:
         raise ValueError("max_output must be None or >= 0")
+    if keep_output not in ("head", "tail"):
+        raise ValueError(f"keep_output must be 'head' or 'tail', not {keep_output!r}")
+    return keep_output == "tail"
 
 
 def timeout_expired(cmd: Command, timeout: Optional[float], comm: Communication) -> subprocess.TimeoutExpired:

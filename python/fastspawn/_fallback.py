@@ -188,6 +188,7 @@ async def run_process(
     timeout: Optional[float] = None,
     check: bool = False,
     max_output: Optional[int] = None,
+    keep_output: str = "head",
     grace: float = DEFAULT_GRACE,
     **spawn_options: Any,
 ) -> CompletedProcess:
@@ -198,14 +199,15 @@ async def run_process(
     only the child is ended, never its descendants. After ``timeout`` seconds it is
     terminated, given ``grace`` seconds, then killed, and ``subprocess.TimeoutExpired``
     carries the output written until then; an error or a cancellation kills it at once.
-    ``max_output`` caps the bytes kept per stream (the rest counted in
+    ``max_output`` caps the bytes kept per stream, the first ones or with
+    ``keep_output="tail"`` the last ones (the rest counted in
     ``dropped_stdout``/``dropped_stderr``); ``check`` raises
     ``subprocess.CalledProcessError`` on a non-zero exit; ``spawn_options`` go to
     ``asyncio.create_subprocess_*``."""
-    prepare(spawn_options, input, capture_output, max_output)
+    tail = prepare(spawn_options, input, capture_output, max_output, keep_output)
     transport, proc = await _spawn(cmd, spawn_options)
     try:
-        comm = Communication(proc, input, max_output)
+        comm = Communication(proc, input, max_output, tail)
         try:
             stdout, stderr = await comm.run(timeout, cmd)
         except subprocess.TimeoutExpired:

@@ -47,6 +47,7 @@ async def run_process(
     timeout: Optional[float] = None,
     check: bool = False,
     max_output: Optional[int] = None,
+    keep_output: str = "head",
     grace: float = DEFAULT_GRACE,
     **spawn_options: Any,
 ) -> CompletedProcess:
@@ -55,23 +56,24 @@ async def run_process(
     ``cmd`` is a sequence (``create_subprocess_exec``) or a string (``_shell``).
     ``input`` is fed to stdin. With ``capture_output`` (the default) stdout and stderr are
     collected; otherwise they follow ``spawn_options`` (inherited by default).
-    ``max_output`` caps the bytes kept per stream: the first ``max_output`` are kept, the
-    rest counted in ``dropped_stdout``/``dropped_stderr`` (on the result and on the
-    exceptions raised), and the pipes are read to the end regardless, so the child never
-    blocks on a full pipe. After ``timeout`` seconds the child and every descendant
+    ``max_output`` caps the bytes kept per stream: the first ``max_output`` are kept (the
+    last ones with ``keep_output="tail"``, where a failing tool's error message usually
+    is), the rest counted in ``dropped_stdout``/``dropped_stderr`` (on the result and on
+    the exceptions raised), and the pipes are read to the end regardless, so the child
+    never blocks on a full pipe. After ``timeout`` seconds the child and every descendant
     fastspawn can reach are ended (SIGTERM, ``grace`` seconds, SIGKILL) and
     ``subprocess.TimeoutExpired`` is raised with the output written until then. With
     ``check``, a non-zero exit raises ``subprocess.CalledProcessError``. Cancellation, or
     any error, ends the tree the same way before it propagates (``Process.aclose``).
     ``spawn_options`` go to ``create_subprocess_*`` (``cwd``, ``env``, ``limit``,
     ``process_group=0``, ...)."""
-    prepare(spawn_options, input, capture_output, max_output)
+    tail = prepare(spawn_options, input, capture_output, max_output, keep_output)
     if isinstance(cmd, (str, bytes)):
         proc = await create_subprocess_shell(cmd, **spawn_options)
     else:
         proc = await create_subprocess_exec(*cmd, **spawn_options)
     async with proc.ensure_ended(grace):
-        comm = Communication(proc, input, max_output)
+        comm = Communication(proc, input, max_output, tail)
         try:
             stdout, stderr = await comm.run(timeout, cmd)
         except subprocess.TimeoutExpired:
