@@ -528,6 +528,39 @@ mod tests {
     }
 
     #[test]
+    fn refill_maps_a_hole_and_leaves_a_mapped_range_alone() {
+        // In a child of its own: the hole made here must not be taken by a mapping of
+        // another test's thread (which the buffer's drop would then unmap).
+        // SAFETY: the child only runs the check below and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(|| {
+                let page = page_size();
+                let data = pattern(4 * page, 5);
+                let mut buf = filled(0, &data);
+                let base = buf.as_mut_slice().as_mut_ptr();
+                // SAFETY: the second page of our own mapping, which nothing refers to.
+                unsafe {
+                    refill(base.add(page), page).unwrap(); // mapped: left as it is
+                    assert_eq!(libc::munmap(base.add(page).cast(), page), 0);
+                    refill(base.add(page), page).unwrap(); // a hole: mapped again
+                }
+                let got = buf.as_slice();
+                assert!(got[..page] == data[..page] && got[2 * page..] == data[2 * page..]);
+                assert!(got[page..2 * page].iter().all(|&b| b == 0));
+            })
+            .is_ok();
+            // SAFETY: ends the forked child without running the parent's test harness.
+            unsafe { libc::_exit(i32::from(!ok)) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above.
+        assert_eq!(unsafe { libc::waitpid(pid, &raw mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    }
+
+    #[test]
     fn different_lengths_are_refused() {
         let mut dst = vec![0u8; 10];
         // SAFETY: as above.

@@ -16,7 +16,7 @@ use super::errors::{closed_pipe, CoreResult};
 use super::process::PyReadPipe;
 use super::ready::ready;
 use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
-use crate::buffer::{move_releasing, ByteQueue};
+use crate::buffer::ByteQueue;
 use crate::pages::{malloc_is_glibc, move_into, remap_allowed, PageBuf};
 use crate::sys::page_size;
 
@@ -486,8 +486,12 @@ impl Default for Collected {
 
 /// Bytes copied per step by `finish` (and released from the source after each).
 const FINISH_STEP: usize = 1 << 20;
-/// Bytes collected in a vector; more go to a [`PageBuf`].
-const PAGES_FROM: usize = 1 << 20;
+/// Bytes collected in a vector; more go to a [`PageBuf`]. Below glibc's initial mmap
+/// threshold (128 KiB), where the vector lives in the heap: a vector that grew into a
+/// chunk of its own would, when freed, raise glibc's threshold to its size (glibc's
+/// dynamic threshold, up to 32 MiB), and the output's `bytes` object would come from
+/// the heap, at an offset that does not match, and be copied.
+const PAGES_FROM: usize = 1 << 16;
 /// Room a [`PageBuf`] starts with (address space: pages cost memory once written).
 const PAGES_START: usize = 8 << 20;
 /// Whole pages a `finish` moves rather than copies, at least (the move's system call
@@ -628,19 +632,7 @@ impl BytesBuilder {
     /// The bytes collected; the builder is left empty.
     fn finish<'py>(&mut self, py: Python<'py>) -> CoreResult<Bound<'py, PyBytes>> {
         let pages = match std::mem::take(&mut self.0) {
-            Collected::Heap(vec) if vec.len() < FINISH_STEP => return Ok(PyBytes::new(py, &vec)),
-            Collected::Heap(vec) => {
-                let bytes = match uninit_bytes(py, vec.len()) {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        self.0 = Collected::Heap(vec);
-                        return Err(e.into());
-                    }
-                };
-                // SAFETY: `bytes` was just created and is not yet visible to Python code.
-                move_releasing(vec, unsafe { bytes_buffer_mut(&bytes) }, FINISH_STEP);
-                return Ok(bytes);
-            }
+            Collected::Heap(vec) => return Ok(PyBytes::new(py, &vec)),
             Collected::Pages(pages) => pages,
         };
         let bytes = match uninit_bytes(py, pages.len()) {
