@@ -300,15 +300,29 @@ impl StreamBuffer {
 
     /// Reads from `pipe` straight into the buffer (no intermediate `bytes`): the count
     /// read, 0 at EOF, None when nothing was there.
+    ///
+    /// Room is reserved for what the pipe holds (`FIONREAD`, at most `max`), not for
+    /// `max`: the buffer keeps its capacity while the reader lives, and most readers
+    /// only ever get a few bytes. When the pipe holds nothing (EOF, or a spurious
+    /// wake-up), a stack buffer takes whatever arrived meanwhile.
     fn read_from(
         &mut self,
         mut pipe: PyRefMut<'_, PyReadPipe>,
         max: usize,
     ) -> CoreResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        Ok(self
-            .resizable()?
-            .append_with(|data| pipe.read_append(data, max))?)
+        // Refused before reading: nothing read may be dropped.
+        let queue = self.resizable()?;
+        let ready = pipe.ready_len(max)?;
+        if ready > 0 {
+            return Ok(queue.append_with(|data| pipe.read_append(data, ready))?);
+        }
+        let mut buf = [0u8; SMALL_READ];
+        let got = pipe.read(&mut buf[..max.min(SMALL_READ)])?;
+        if let Some(n @ 1..) = got {
+            queue.extend(&buf[..n]);
+        }
+        Ok(got)
     }
 
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
