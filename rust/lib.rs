@@ -62,7 +62,7 @@ mod _core {
         // environment before any spawn could race an `os.environ[...] = ...`.
         crate::spawn::Extensions::get();
         crate::child::pidfd_supported();
-        crate::py::stream::pages_may_move();
+        crate::py::stream::decide_page_moves(m.py());
         // `Ready`, a type made with the C API, where it is used (3.11; see py/ready.rs).
         #[cfg(not(Py_GIL_DISABLED))]
         crate::py::ready::register(m)?;

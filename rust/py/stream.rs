@@ -531,17 +531,26 @@ fn large_bytes_offset(py: Python<'_>) -> usize {
     })
 }
 
-/// Whether `finish` may move pages onto a `bytes` object here: the allocator behind
-/// large objects is glibc's `malloc` (CPython's default; not a preloaded one, nor
-/// 3.13+'s `PYTHONMALLOC=mimalloc`), and the kernel may move them
-/// ([`remap_allowed`]). Decided once, at import (`PYTHONMALLOC` is read before any
-/// thread could change the environment).
-pub(crate) fn pages_may_move() -> bool {
-    static MAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MAY.get_or_init(|| {
+/// Whether `finish` may move pages onto a `bytes` object here, decided once at import
+/// ([`decide_page_moves`]); false until then.
+static PAGES_MAY_MOVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Decides, at import, whether `finish` may move pages onto a `bytes` object: only when
+/// the allocator behind large objects is glibc's `malloc` (CPython's default; not a
+/// preloaded one, nor 3.13+'s `PYTHONMALLOC=mimalloc`, nor the mimalloc of every object
+/// in a free-threaded build, which an abi3t wheel can only tell at run time from
+/// `sys.abiflags`), and the kernel may move them ([`remap_allowed`]). `PYTHONMALLOC` is
+/// read here, before any thread could change the environment.
+pub(crate) fn decide_page_moves(py: Python<'_>) -> bool {
+    *PAGES_MAY_MOVE.get_or_init(|| {
         let mimalloc = std::env::var_os("PYTHONMALLOC")
             .is_some_and(|v| v.to_string_lossy().contains("mimalloc"));
-        !mimalloc && !cfg!(Py_GIL_DISABLED) && malloc_is_glibc() && remap_allowed()
+        let free_threaded = cfg!(Py_GIL_DISABLED)
+            || py
+                .import("sys")
+                .and_then(|sys| sys.getattr("abiflags")?.extract::<String>())
+                .map_or(true, |flags| flags.contains('t'));
+        !mimalloc && !free_threaded && malloc_is_glibc() && remap_allowed()
     })
 }
 
@@ -656,14 +665,14 @@ impl BytesBuilder {
                 return Err(e.into());
             }
         };
-        let min_pages = if pages_may_move() {
+        let min_pages = if PAGES_MAY_MOVE.get() == Some(&true) {
             MOVE_MIN_PAGES
         } else {
             usize::MAX
         };
         // SAFETY: `bytes` was just created and is visible to no Python code or other
         // thread. Its data is glibc malloc's private anonymous memory when pages may
-        // move at all (`pages_may_move`), and the object's header, glibc's chunk
+        // move at all (`decide_page_moves`), and the object's header, glibc's chunk
         // header and everything after the data (the NUL, the next chunk) lie outside
         // the data's whole pages, the only ones replaced.
         match unsafe { move_into(pages, bytes_buffer_mut(&bytes), min_pages, FINISH_STEP) } {
