@@ -32,9 +32,13 @@
 //!   a chunk below glibc's mmap threshold comes from its heap, at an offset into the
 //!   page that matches by chance only, and the heap keeps the two mappings until it is
 //!   trimmed).
-//! * When the kernel fails the move after unmapping the destination (it can: an
-//!   allocation failure in the kernel, which for such small allocations happens only
-//!   to a task being killed), the hole is refilled with fresh pages
+//! * The kernel unmaps the destination before it moves the source. Its checks of the
+//!   source (one mapping, not hugetlb, the range inside it) come before that unmapping
+//!   on newer kernels and after it on older ones (6.1), so the source is always one
+//!   whole mapping of ours, for which they cannot fail. When the kernel fails the move
+//!   after unmapping the destination all the same (it can: an allocation failure in
+//!   the kernel, which for such small allocations happens only to a task being
+//!   killed), the hole is refilled with fresh pages
 //!   (`MAP_FIXED_NOREPLACE`, which never replaces anything) and the bytes are copied;
 //!   if even that fails, the caller is told never to touch or free the destination.
 //! * Kernel same-page merging (KSM) makes the move's page walk fail on a pending signal
