@@ -4,13 +4,8 @@
 //! Consuming advances a start offset instead of moving bytes; the live bytes are moved
 //! to the front only when the dead prefix is at least as large as they are, so each
 //! byte is moved at most once per doubling and both ends are amortised O(1).
-//!
-//! [`move_releasing`] hands a large buffer's bytes over to another allocation without
-//! ever holding two copies in memory.
 
 use memchr::memmem;
-
-use crate::sys::{page_size, prefault_pages, release_pages};
 
 #[derive(Debug, Default)]
 pub struct ByteQueue {
@@ -108,63 +103,9 @@ impl ByteQueue {
     }
 }
 
-/// Copies `src` into `dst` (the same length) `step` bytes at a time, giving each
-/// copied part of `src` back to the kernel ([`release_pages`]) before copying the next,
-/// then frees `src`. Memory in use peaks near one copy plus a step, not two copies.
-///
-/// Step boundaries fall on `src`'s page boundaries, so each release covers every page
-/// copied since the previous one; a failed release only leaves memory resident. Each
-/// step of `dst` is faulted in with one system call first ([`prefault_pages`]; a third
-/// less time than a fault per page for 256 MiB, where that is supported).
-///
-/// # Panics
-/// If the lengths differ.
-pub fn move_releasing(mut src: Vec<u8>, dst: &mut [u8], step: usize) {
-    assert_eq!(src.len(), dst.len(), "move_releasing needs equal lengths");
-    let page = page_size();
-    let step = step.max(page) / page * page;
-    let misalign = src.as_ptr().addr() % page;
-    let (mut done, mut released) = (0, 0);
-    while done < src.len() {
-        // The page boundary of `src` at most `step` past `done` (always past `done`).
-        let end = ((done + misalign + step) / page * page - misalign).min(src.len());
-        // Best effort: without it, the copy faults the pages in one by one.
-        let _ = prefault_pages(&mut dst[done..end]);
-        dst[done..end].copy_from_slice(&src[done..end]);
-        // Those bytes are never read again: `src` is dropped below.
-        if let Ok(range) = release_pages(&mut src[released..end]) {
-            if !range.is_empty() {
-                released += range.end;
-            }
-        }
-        done = end;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn move_releasing_copies_everything() {
-        let page = page_size();
-        for len in [
-            0,
-            1,
-            page - 1,
-            page,
-            3 * page + 17,
-            (1 << 20) + 5 * page + 3,
-        ] {
-            for step in [1, page, 2 * page + 1, 1 << 16] {
-                let src: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-                let expected = src.clone();
-                let mut dst = vec![0u8; len];
-                move_releasing(src, &mut dst, step);
-                assert!(dst == expected, "len {len}, step {step}");
-            }
-        }
-    }
 
     #[test]
     fn into_vec_drops_the_consumed_prefix() {

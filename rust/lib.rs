@@ -6,7 +6,8 @@
 //! Dependencies point one way, each module using only those listed before it:
 //!
 //! 1. `sys`: libc conventions (`cvt`, EINTR, wait helpers, weak symbols).
-//! 2. `buffer` (the stream byte queue), `pipe` (non-blocking pipes).
+//! 2. `buffer` (the stream byte queue), `pages` (a growable mapping whose pages move
+//!    onto another allocation), `pipe` (non-blocking pipes).
 //! 3. `reaper`: the fallback reaper thread.
 //! 4. `child`: a started child (pidfd or reaper), its signals and reaping.
 //! 5. `cgroup`: a leaf cgroup v2 per child (create, list, signal, kill, remove).
@@ -23,6 +24,7 @@
 pub mod buffer;
 pub mod cgroup;
 pub mod child;
+pub mod pages;
 pub mod pipe;
 pub mod reaper;
 pub mod spawn;
@@ -64,6 +66,7 @@ mod _core {
         // environment before any spawn could race an `os.environ[...] = ...`.
         crate::spawn::Extensions::get();
         crate::child::pidfd_supported();
+        crate::py::stream::decide_page_moves(m.py());
         // `Ready`, a type made with the C API, where it is used (3.11; see py/ready.rs).
         #[cfg(not(Py_GIL_DISABLED))]
         crate::py::ready::register(m)?;

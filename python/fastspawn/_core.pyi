@@ -230,8 +230,11 @@ if sys.version_info < (3, 12):
 @final
 class BytesBuilder:
     """Collects one ``bytes`` object of unknown size (about N bytes of memory for N bytes
-    collected, not the 2N of a join: ``finish`` moves them into the result a step at a
-    time, releasing what it has copied)."""
+    collected, not the 2N of a join). Past 64 KiB the bytes grow in an anonymous mapping
+    aligned as CPython's allocator aligns a large ``bytes`` object's data, and ``finish``
+    moves its whole pages onto the result (``mremap``) instead of copying them; where it
+    cannot (another allocator, another alignment), it copies a step at a time, releasing
+    what it has copied."""
 
     def __new__(cls) -> BytesBuilder: ...
     def __len__(self) -> int: ...

@@ -2,19 +2,23 @@
 //! (`LineIter`), and `BytesBuilder`, which collects a read-to-EOF in one allocation.
 
 use std::ffi::{c_int, c_void};
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyBufferError, PyIndexError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PySlice};
 
 use super::errors::{closed_pipe, CoreResult};
 use super::process::PyReadPipe;
 use super::ready::ready;
 use super::{bytes_buffer_mut, uninit_bytes, SMALL_READ};
-use crate::buffer::{move_releasing, ByteQueue};
+use crate::buffer::ByteQueue;
+use crate::pages::{malloc_is_glibc, move_into, remap_allowed, PageBuf};
+use crate::sys::page_size;
 
 /// The buffer of fastspawn's `StreamReader`: a byte queue that answers the subset of
 /// `bytearray` that asyncio's own `StreamReader` methods use (`len`, `find`,
@@ -296,15 +300,29 @@ impl StreamBuffer {
 
     /// Reads from `pipe` straight into the buffer (no intermediate `bytes`): the count
     /// read, 0 at EOF, None when nothing was there.
+    ///
+    /// Room is reserved for what the pipe holds (`FIONREAD`, at most `max`), not for
+    /// `max`: the buffer keeps its capacity while the reader lives, and most readers
+    /// only ever get a few bytes. When the pipe holds nothing (EOF, or a spurious
+    /// wake-up), a stack buffer takes whatever arrived meanwhile.
     fn read_from(
         &mut self,
         mut pipe: PyRefMut<'_, PyReadPipe>,
         max: usize,
     ) -> CoreResult<Option<usize>> {
         let pipe = pipe.0.as_mut().ok_or_else(closed_pipe)?;
-        Ok(self
-            .resizable()?
-            .append_with(|data| pipe.read_append(data, max))?)
+        // Refused before reading: nothing read may be dropped.
+        let queue = self.resizable()?;
+        let ready = pipe.ready_len(max)?;
+        if ready > 0 {
+            return Ok(queue.append_with(|data| pipe.read_append(data, ready))?);
+        }
+        let mut buf = [0u8; SMALL_READ];
+        let got = pipe.read(&mut buf[..max.min(SMALL_READ)])?;
+        if let Some(n @ 1..) = got {
+            queue.extend(&buf[..n]);
+        }
+        Ok(got)
     }
 
     /// Removes and returns the first `n` bytes (fewer if fewer are buffered).
@@ -456,16 +474,119 @@ impl LineIter {
 
 /// Collects one `bytes` object of unknown final size by appending.
 ///
-/// The bytes grow in a Rust vector (reallocated geometrically; glibc moves a large
-/// block with `mremap`, without copying). `finish` then moves them into the `bytes`
-/// object a step at a time, releasing each step's pages of the vector as it goes, so
-/// collecting N bytes peaks near N of memory (plus a step) rather than the 2N of a join.
+/// Up to [`PAGES_FROM`] bytes grow in a Rust vector and `finish` copies them. Past that
+/// they move to a [`PageBuf`] (an anonymous mapping grown by `mremap`, no copies) whose
+/// bytes start at the offset into a page where CPython's allocator puts a large `bytes`
+/// object's data ([`large_bytes_offset`]). `finish` then moves its whole pages onto the
+/// new `bytes` object ([`move_into`]: no copy, no page faults) and copies the partial
+/// first and last pages; where it cannot (another offset, another allocator, a failed
+/// move) it copies a step at a time, releasing each step's pages as it goes. Either way
+/// collecting N bytes peaks near N of memory (plus a step), not the 2N of a join.
 #[pyclass(module = "fastspawn._core")]
 #[derive(Default)]
-pub(crate) struct BytesBuilder(Vec<u8>);
+pub(crate) struct BytesBuilder(Collected);
 
-/// Bytes copied per step by `finish` (and released from the vector after each).
+#[derive(Debug)]
+enum Collected {
+    Heap(Vec<u8>),
+    Pages(PageBuf),
+}
+
+impl Default for Collected {
+    fn default() -> Self {
+        Self::Heap(Vec::new())
+    }
+}
+
+/// Bytes copied per step by `finish` (and released from the source after each).
 const FINISH_STEP: usize = 1 << 20;
+/// Bytes collected in a vector; more go to a [`PageBuf`]. Below glibc's initial mmap
+/// threshold (128 KiB), where the vector lives in the heap: a vector that grew into a
+/// chunk of its own would, when freed, raise glibc's threshold to its size (glibc's
+/// dynamic threshold, up to 32 MiB), and the output's `bytes` object would come from
+/// the heap, at an offset that does not match, and be copied.
+const PAGES_FROM: usize = 1 << 16;
+/// Room a [`PageBuf`] starts with (address space: pages cost memory once written).
+const PAGES_START: usize = 8 << 20;
+/// Whole pages a `finish` moves rather than copies, at least (the move's system call
+/// and its split of the destination mapping pay off long before this).
+const MOVE_MIN_PAGES: usize = 16;
+/// Size of the probe object [`large_bytes_offset`] allocates: above glibc's largest
+/// mmap threshold (32 MiB on 64-bit), so it is a chunk of its own, as large outputs are.
+const PROBE_SIZE: usize = 64 << 20;
+
+/// Where CPython's allocator puts the data of a large `bytes` object, as an offset into
+/// a page (with glibc: 16 bytes of chunk header and the 32 of the object's), learnt
+/// once from a probe object. Nothing depends on it being right: a `finish` that finds
+/// another offset copies.
+fn large_bytes_offset(py: Python<'_>) -> usize {
+    static OFFSET: PyOnceLock<usize> = PyOnceLock::new();
+    *OFFSET.get_or_init(py, || {
+        // Its pages are never touched but the first and the last (header, NUL).
+        uninit_bytes(py, PROBE_SIZE).map_or(0, |probe| {
+            // SAFETY: `probe` is a live bytes object; only the address is used.
+            let data = unsafe { ffi::PyBytes_AsString(probe.as_ptr()) };
+            data.addr() % page_size()
+        })
+    })
+}
+
+/// Whether `finish` may move pages onto a `bytes` object here, decided once at import
+/// ([`decide_page_moves`]); false until then.
+static PAGES_MAY_MOVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Decides, at import, whether `finish` may move pages onto a `bytes` object: only when
+/// the allocator behind large objects is glibc's `malloc` (CPython's default; not a
+/// preloaded one, nor 3.13+'s `PYTHONMALLOC=mimalloc`, nor the mimalloc of every object
+/// in a free-threaded build, which an abi3t wheel can only tell at run time from
+/// `sys.abiflags`), and the kernel may move them ([`remap_allowed`]). `PYTHONMALLOC` is
+/// read here, before any thread could change the environment.
+pub(crate) fn decide_page_moves(py: Python<'_>) -> bool {
+    *PAGES_MAY_MOVE.get_or_init(|| {
+        let mimalloc = std::env::var_os("PYTHONMALLOC")
+            .is_some_and(|v| v.to_string_lossy().contains("mimalloc"));
+        let free_threaded = cfg!(Py_GIL_DISABLED)
+            || py
+                .import("sys")
+                .and_then(|sys| sys.getattr("abiflags")?.extract::<String>())
+                .map_or(true, |flags| flags.contains('t'));
+        !mimalloc && !free_threaded && malloc_is_glibc() && remap_allowed()
+    })
+}
+
+impl BytesBuilder {
+    /// The page buffer to append `more` bytes to, once the bytes outgrow the vector.
+    fn pages_for(&mut self, py: Python<'_>, more: usize) -> io::Result<Option<&mut PageBuf>> {
+        if let Collected::Heap(vec) = &self.0 {
+            if vec.len().saturating_add(more) <= PAGES_FROM {
+                return Ok(None);
+            }
+            let capacity = PAGES_START.max(vec.len().saturating_add(more));
+            let mut pages = PageBuf::new(large_bytes_offset(py), capacity)?;
+            pages.extend_from_slice(vec)?;
+            self.0 = Collected::Pages(pages);
+        }
+        match &mut self.0 {
+            Collected::Pages(pages) => Ok(Some(pages)),
+            Collected::Heap(_) => Ok(None),
+        }
+    }
+
+    fn append(&mut self, py: Python<'_>, data: &[u8]) -> io::Result<()> {
+        match self.pages_for(py, data.len())? {
+            Some(pages) => pages.extend_from_slice(data),
+            None => match &mut self.0 {
+                Collected::Heap(vec) => {
+                    vec.try_reserve(data.len())
+                        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+                    vec.extend_from_slice(data);
+                    Ok(())
+                }
+                Collected::Pages(pages) => pages.extend_from_slice(data),
+            },
+        }
+    }
+}
 
 #[pymethods]
 impl BytesBuilder {
@@ -475,17 +596,21 @@ impl BytesBuilder {
     }
 
     fn __len__(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Collected::Heap(vec) => vec.len(),
+            Collected::Pages(pages) => pages.len(),
+        }
     }
 
-    fn extend(&mut self, data: &[u8]) {
-        self.0.extend_from_slice(data);
+    fn extend(&mut self, py: Python<'_>, data: &[u8]) -> CoreResult<()> {
+        Ok(self.append(py, data)?)
     }
 
     /// Reads from `pipe` straight into the bytes being built: the count read, 0 at EOF,
     /// None when nothing was there.
     fn read_from(
         &mut self,
+        py: Python<'_>,
         mut pipe: PyRefMut<'_, PyReadPipe>,
         max: usize,
     ) -> CoreResult<Option<usize>> {
@@ -494,38 +619,69 @@ impl BytesBuilder {
             0 => max.min(SMALL_READ),
             n => n,
         };
-        Ok(pipe.read_append(&mut self.0, want)?)
+        if let Some(pages) = self.pages_for(py, want)? {
+            pages.reserve(want)?;
+            let got = pipe.read(&mut pages.spare_mut()[..want])?;
+            if let Some(n) = got {
+                pages.commit(n);
+            }
+            return Ok(got);
+        }
+        match &mut self.0 {
+            Collected::Heap(vec) => Ok(pipe.read_append(vec, want)?),
+            Collected::Pages(_) => Ok(None),
+        }
     }
 
     /// Moves everything out of a stream buffer into this builder.
-    fn extend_from(&mut self, mut buffer: PyRefMut<'_, StreamBuffer>) -> PyResult<()> {
+    fn extend_from(
+        &mut self,
+        py: Python<'_>,
+        mut buffer: PyRefMut<'_, StreamBuffer>,
+    ) -> CoreResult<()> {
         if buffer.queue.is_empty() {
             return Ok(());
         }
         let taken = std::mem::take(buffer.resizable()?);
-        if self.0.is_empty() {
-            self.0 = taken.into_vec();
-        } else {
-            self.0.extend_from_slice(taken.as_slice());
+        if let Collected::Heap(vec) = &mut self.0 {
+            if vec.is_empty() && taken.len() <= PAGES_FROM {
+                *vec = taken.into_vec();
+                return Ok(());
+            }
         }
-        Ok(())
+        Ok(self.append(py, taken.as_slice())?)
     }
 
     /// The bytes collected; the builder is left empty.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let collected = std::mem::take(&mut self.0);
-        if collected.len() < FINISH_STEP {
-            return Ok(PyBytes::new(py, &collected));
-        }
-        let bytes = match uninit_bytes(py, collected.len()) {
+    fn finish<'py>(&mut self, py: Python<'py>) -> CoreResult<Bound<'py, PyBytes>> {
+        let pages = match std::mem::take(&mut self.0) {
+            Collected::Heap(vec) => return Ok(PyBytes::new(py, &vec)),
+            Collected::Pages(pages) => pages,
+        };
+        let bytes = match uninit_bytes(py, pages.len()) {
             Ok(bytes) => bytes,
             Err(e) => {
-                self.0 = collected;
-                return Err(e);
+                self.0 = Collected::Pages(pages);
+                return Err(e.into());
             }
         };
-        // SAFETY: `bytes` was just created and is not yet visible to Python code.
-        move_releasing(collected, unsafe { bytes_buffer_mut(&bytes) }, FINISH_STEP);
-        Ok(bytes)
+        let min_pages = if PAGES_MAY_MOVE.get() == Some(&true) {
+            MOVE_MIN_PAGES
+        } else {
+            usize::MAX
+        };
+        // SAFETY: `bytes` was just created and is visible to no Python code or other
+        // thread. Its data is glibc malloc's private anonymous memory when pages may
+        // move at all (`decide_page_moves`), and the object's header, glibc's chunk
+        // header and everything after the data (the NUL, the next chunk) lie outside
+        // the data's whole pages, the only ones replaced.
+        match unsafe { move_into(pages, bytes_buffer_mut(&bytes), min_pages, FINISH_STEP) } {
+            Ok(_) => Ok(bytes),
+            Err(e) => {
+                // Part of its data is unmapped: never read or free it (a leak).
+                std::mem::forget(bytes);
+                Err(e.into())
+            }
+        }
     }
 }

@@ -32,12 +32,11 @@ BATCH_BYTES = 1 << 20
 # 256 KiB and 1 MiB reads measured the same within noise (bench workload 5, alternating
 # runs); the smallest keeps the buffer's overshoot past the pause threshold smallest.
 MAX_SINK_READ = 1 << 16
-# The first reads into the buffer ask for this much, and MAX_SINK_READ once one filled
-# its request: the core reserves room for a whole read in the buffer and keeps it while
-# the reader lives (64 KiB for every reader ever read into; with readers of cancelled
-# spawns waiting in reference cycles for the garbage collector, several MiB of RSS over
-# a soak, where asyncio's bytearray holds what it holds).
-FIRST_SINK_READ = 1 << 12
+# The core reserves room in the buffer for what the pipe holds (FIONREAD), not for a
+# whole read, and the buffer keeps it while the reader lives: a reader that only ever
+# got a line holds a few bytes, not 64 KiB (readers of cancelled spawns wait in
+# reference cycles for the garbage collector; over a soak, a whole read's room each was
+# several MiB of RSS).
 # Largest single read while read() collects to EOF (a grown pipe holds 1 MiB).
 MAX_SLURP_READ = 1 << 20
 # A reader that runs out of buffered data while its last pipe read found data reads
@@ -67,7 +66,6 @@ class StreamReader(asyncio.StreamReader):
         # The last pipe read found data, so more may be waiting.
         self._pipe_has_more = False
         self._eager_left = EAGER_BYTES
-        self._sink_read = FIRST_SINK_READ
 
     def feed_data(self, data: Iterable[SupportsIndex]) -> None:
         assert not self._eof, "feed_data after feed_eof"
@@ -97,10 +95,7 @@ class StreamReader(asyncio.StreamReader):
             got: Optional[int] = slurp.read_from(pipe, MAX_SLURP_READ)
             self._pipe_has_more = bool(got)
             return got
-        want = self._sink_read
-        n: Optional[int] = self._buffer.read_from(pipe, want)
-        if n == want:
-            self._sink_read = MAX_SINK_READ
+        n: Optional[int] = self._buffer.read_from(pipe, MAX_SINK_READ)
         self._pipe_has_more = bool(n)
         if n:
             self._fed()
