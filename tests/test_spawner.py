@@ -9,6 +9,7 @@ The slow exec is real: a watcher process holds every exec of a private copy of
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Iterator
 
@@ -77,3 +78,43 @@ def test_cancelled_while_the_exec_is_held_leaves_nothing(impl: Impl, held_progra
     impl.run(main())
     assert open_fds() == before
     assert zombie_children() == []
+
+
+def test_other_tasks_are_seen_as_all_tasks_sees_them() -> None:
+    """The spawner's check for other tasks (witnesses kept between spawns) answers as
+    ``asyncio.all_tasks`` does, as tasks finish, become current, or belong to another loop."""
+    from fastspawn._spawner import _has_other_tasks
+
+    def truth(loop: asyncio.AbstractEventLoop) -> bool:
+        current = asyncio.current_task(loop)
+        return any(task is not current for task in asyncio.all_tasks(loop))
+
+    async def other_loop() -> bool:
+        return _has_other_tasks(asyncio.get_running_loop())
+
+    async def main() -> list[tuple[bool, bool]]:
+        loop = asyncio.get_running_loop()
+        answers = [(_has_other_tasks(loop), truth(loop))]
+        events = [asyncio.Event() for _ in range(6)]
+        waiting = [asyncio.ensure_future(event.wait()) for event in events]
+        await asyncio.sleep(0)
+
+        async def ask() -> None:
+            answers.append((_has_other_tasks(loop), truth(loop)))
+
+        for event, task in zip(events, waiting):
+            answers.append((_has_other_tasks(loop), truth(loop)))
+            await asyncio.ensure_future(ask())  # from another task, this one waiting
+            # Another loop, in another thread, with one task: its own answer.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                answers.append((pool.submit(asyncio.run, other_loop()).result(), False))
+            event.set()
+            await task
+        answers.append((_has_other_tasks(loop), truth(loop)))
+        return answers
+
+    answers = asyncio.run(main())
+    assert answers[0] == (False, False)
+    assert answers[-1] == (False, False)
+    assert len(answers) == 2 + 6 * 3
+    assert all(seen == truth for seen, truth in answers)
