@@ -102,7 +102,7 @@ def test_other_tasks_are_seen_as_all_tasks_sees_them() -> None:
         async def ask() -> None:
             answers.append((_has_other_tasks(loop), truth(loop)))
 
-        for event, task in zip(events, waiting):
+        for event, task in zip(events, waiting, strict=True):
             answers.append((_has_other_tasks(loop), truth(loop)))
             await asyncio.ensure_future(ask())  # from another task, this one waiting
             # Another loop, in another thread, with one task: its own answer.
