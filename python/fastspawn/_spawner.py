@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -103,22 +104,42 @@ def _discard(spawned: _Spawned) -> None:
             pipe.close()
 
 
+def _wake(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], _: object) -> None:
+    # The spawner thread's "done" to the loop (as wrap_future does it, closed loop included).
+    if not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(_set_done, waiter)
+        except RuntimeError:  # closed meanwhile
+            pass
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 async def spawn_native(loop: asyncio.AbstractEventLoop, request: NativeSpawn) -> Optional[_Spawned]:
     """``_core.spawn(request)``, on a spawner thread when the loop has other tasks; None
     when the core cannot start it natively here."""
     if not _has_other_tasks(loop):
         return _core.spawn(request)
-    spawning = asyncio.wrap_future(_spawner_pool().submit(_core.spawn, request), loop=loop)
+    spawning = _spawner_pool().submit(_core.spawn, request)
+    # One loop future, woken from the thread, rather than wrap_future + shield: those cost
+    # two more futures, their callbacks and one more loop iteration per spawn.
+    waiter: asyncio.Future[None] = loop.create_future()
+    spawning.add_done_callback(functools.partial(_wake, loop, waiter))
     try:
-        return await asyncio.shield(spawning)
+        await waiter
     except asyncio.CancelledError:
         # As with a spawn on the loop's thread, which no cancellation can interrupt, the
         # spawn finishes first: then the child, if it started, is ended and nothing of it
         # is left when the cancellation propagates.
-        while not spawning.done():
+        finished = asyncio.wrap_future(spawning, loop=loop)
+        while not finished.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(spawning)
-        spawned = None if spawning.cancelled() or spawning.exception() is not None else spawning.result()
+                await asyncio.shield(finished)
+        spawned = None if finished.cancelled() or finished.exception() is not None else finished.result()
         if spawned is not None:
             _discard(spawned)
         raise
+    return spawning.result()
