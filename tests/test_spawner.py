@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,45 @@ def test_other_tasks_are_seen_as_all_tasks_sees_them() -> None:
     assert answers[-1] == (False, False)
     assert len(answers) == 2 + 6 * 3
     assert all(seen == truth for seen, truth in answers)
+
+
+def test_the_task_registry_read_directly_lists_what_all_tasks_lists() -> None:
+    """``_private.tasks.other_tasks``: asyncio's registry read without ``all_tasks``, on
+    the versions whose registry it knows (eager tasks included from 3.12), else None."""
+    import sys
+
+    from fastspawn._private.tasks import REGISTRY, other_tasks
+
+    async def main() -> list[tuple[Any, set[Any]]]:
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task()
+        seen = [(other_tasks(loop, current), asyncio.all_tasks(loop) - {current})]
+        event = asyncio.Event()
+        waiting = [asyncio.ensure_future(event.wait()) for _ in range(5)]
+        await asyncio.sleep(0)
+        seen.append((other_tasks(loop, current), asyncio.all_tasks(loop) - {current}))
+        if sys.version_info >= (3, 12):
+            # An eager task running its first step: the other tasks it sees.
+            async def eager() -> None:
+                me = asyncio.current_task()
+                seen.append((other_tasks(loop, me), asyncio.all_tasks(loop) - {me}))
+
+            factory = loop.get_task_factory()
+            loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+            try:
+                await asyncio.ensure_future(eager())
+            finally:
+                loop.set_task_factory(factory)
+        event.set()
+        await asyncio.gather(*waiting)
+        seen.append((other_tasks(loop, current), asyncio.all_tasks(loop) - {current}))
+        return seen
+
+    seen = asyncio.run(main())
+    known = sys.version_info[:2] in REGISTRY and sys.implementation.name == "cpython"
+    for found, expected in seen:
+        if known:
+            assert found is not None and set(found) == expected
+        else:
+            assert found is None
+    assert [len(expected) for _, expected in seen][:2] == [0, 5]

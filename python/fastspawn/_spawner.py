@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from . import _core
 from ._options import NativeSpawn
+from ._private.tasks import other_tasks
 
 __all__ = ["spawn_native"]
 
@@ -148,7 +149,8 @@ def _has_other_tasks(loop: asyncio.AbstractEventLoop) -> bool:
     or being the current task, is dropped, and only when none is left is ``all_tasks``
     asked again, so each task is looked at a bounded number of times. The answer is the
     same: a witness is checked exactly (pending, not the current task; the list belongs
-    to this loop), and "no" always comes from ``all_tasks`` itself."""
+    to this loop), and "no" always comes from a walk of every task: asyncio's registry
+    read directly where that is verified (``_private.tasks``), else ``all_tasks``."""
     global _witnesses
     current = asyncio.current_task(loop)
     witnesses = _witnesses
@@ -161,9 +163,11 @@ def _has_other_tasks(loop: asyncio.AbstractEventLoop) -> bool:
             # Finished, or the current task: no witness now (all_tasks finds it again
             # should it be one later).
             candidates.pop()
-    others = [weakref.ref(task) for task in asyncio.all_tasks(loop) if task is not current]
-    _witnesses = (weakref.ref(loop), others) if others else None
-    return bool(others)
+    found = other_tasks(loop, current)
+    if found is None:
+        found = [task for task in asyncio.all_tasks(loop) if task is not current]
+    _witnesses = (weakref.ref(loop), [weakref.ref(task) for task in found]) if found else None
+    return bool(found)
 
 
 def _discard(spawned: _Spawned) -> None:
