@@ -36,6 +36,16 @@ SPAWNER_THREADS = 4
 _Spawned = tuple[_core.Child, Optional[_core.WritePipe], Optional[_core.ReadPipe], Optional[_core.ReadPipe]]
 
 
+def _spawn_catching(request: NativeSpawn) -> tuple[Optional[_Spawned], Optional[BaseException]]:
+    # A frame of its own, without the job: an error's traceback keeps this frame, which
+    # must not keep the job that keeps the error (concurrent.futures' work items clear
+    # their self for the same reason).
+    try:
+        return _core.spawn(request), None
+    except BaseException as exc:
+        return None, exc
+
+
 class _Job:
     """One spawn on a spawner thread, and its outcome, delivered on the loop's thread."""
 
@@ -54,12 +64,7 @@ class _Job:
 
     def run(self) -> None:
         """On a spawner thread."""
-        try:
-            self.spawned = _core.spawn(self.request)
-        except BaseException as exc:
-            # The traceback refers to this frame, and so to the job, until the caller
-            # raises it; then this frame is gone (as concurrent.futures' work items do).
-            self.error = exc
+        self.spawned, self.error = _spawn_catching(self.request)
         # As wrap_future: a closed loop takes nothing; the child handle and pipes go with
         # this job (the core's reaper then reaps the child).
         loop = self.loop
