@@ -45,6 +45,9 @@ FENCED_NAMES = {
     "_UnixSelectorEventLoop",
     "_USE_POSIX_SPAWN",
     "_HAVE_POSIX_SPAWN_CLOSEFROM",
+    "_all_tasks",
+    "_scheduled_tasks",
+    "_eager_tasks",
 }
 STDLIB_MODULES = {"asyncio", "subprocess", "os", "sys", "select", "signal", "socket", "threading", "weakref"}
 

@@ -9,8 +9,10 @@ The slow exec is real: a watcher process holds every exec of a private copy of
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from procs import open_fds, zombie_children
@@ -78,3 +80,85 @@ def test_cancelled_while_the_exec_is_held_leaves_nothing(impl: Impl, held_progra
     impl.run(main())
     assert open_fds() == before
     assert zombie_children() == []
+
+
+def test_other_tasks_are_seen_as_all_tasks_sees_them() -> None:
+    """The spawner's check for other tasks (witnesses kept between spawns) answers as
+    ``asyncio.all_tasks`` does, as tasks finish, become current, or belong to another loop."""
+    from fastspawn._spawner import _has_other_tasks
+
+    def truth(loop: asyncio.AbstractEventLoop) -> bool:
+        current = asyncio.current_task(loop)
+        return any(task is not current for task in asyncio.all_tasks(loop))
+
+    async def other_loop() -> bool:
+        return _has_other_tasks(asyncio.get_running_loop())
+
+    async def main() -> list[tuple[bool, bool]]:
+        loop = asyncio.get_running_loop()
+        answers = [(_has_other_tasks(loop), truth(loop))]
+        events = [asyncio.Event() for _ in range(6)]
+        waiting = [asyncio.ensure_future(event.wait()) for event in events]
+        await asyncio.sleep(0)
+
+        async def ask() -> None:
+            answers.append((_has_other_tasks(loop), truth(loop)))
+
+        for event, task in zip(events, waiting, strict=True):
+            answers.append((_has_other_tasks(loop), truth(loop)))
+            await asyncio.ensure_future(ask())  # from another task, this one waiting
+            # Another loop, in another thread, with one task: its own answer.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                answers.append((pool.submit(asyncio.run, other_loop()).result(), False))
+            event.set()
+            await task
+        answers.append((_has_other_tasks(loop), truth(loop)))
+        return answers
+
+    answers = asyncio.run(main())
+    assert answers[0] == (False, False)
+    assert answers[-1] == (False, False)
+    assert len(answers) == 2 + 6 * 3
+    assert all(seen == truth for seen, truth in answers)
+
+
+def test_the_task_registry_read_directly_lists_what_all_tasks_lists() -> None:
+    """``_private.tasks.other_tasks``: asyncio's registry read without ``all_tasks``, on
+    the versions whose registry it knows (eager tasks included from 3.12), else None."""
+    import sys
+
+    from fastspawn._private.tasks import REGISTRY, other_tasks
+
+    async def main() -> list[tuple[Any, set[Any]]]:
+        loop = asyncio.get_running_loop()
+        current = asyncio.current_task()
+        seen = [(other_tasks(loop, current), asyncio.all_tasks(loop) - {current})]
+        event = asyncio.Event()
+        waiting = [asyncio.ensure_future(event.wait()) for _ in range(5)]
+        await asyncio.sleep(0)
+        seen.append((other_tasks(loop, current), asyncio.all_tasks(loop) - {current}))
+        if sys.version_info >= (3, 12):
+            # An eager task running its first step: the other tasks it sees.
+            async def eager() -> None:
+                me = asyncio.current_task()
+                seen.append((other_tasks(loop, me), asyncio.all_tasks(loop) - {me}))
+
+            factory = loop.get_task_factory()
+            loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+            try:
+                await asyncio.ensure_future(eager())
+            finally:
+                loop.set_task_factory(factory)
+        event.set()
+        await asyncio.gather(*waiting)
+        seen.append((other_tasks(loop, current), asyncio.all_tasks(loop) - {current}))
+        return seen
+
+    seen = asyncio.run(main())
+    known = sys.version_info[:2] in REGISTRY and sys.implementation.name == "cpython"
+    for found, expected in seen:
+        if known:
+            assert found is not None and set(found) == expected
+        else:
+            assert found is None
+    assert [len(expected) for _, expected in seen][:2] == [0, 5]

@@ -156,10 +156,16 @@ def _env_list(env: Any) -> list[bytes]:
     return env_list
 
 
+# What os.fsencode encodes a str with (it reads them once too, when os is imported).
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
 def _fs_converted(value: Any) -> bytes:
     """``value`` as ``PyUnicode_FSConverter`` converts an argument for exec: encoded,
     then refused if it holds a NUL byte, before the next argument is looked at."""
-    encoded = os.fsencode(value)
+    # A str, the common case, encoded as os.fsencode would, without its Python frame.
+    encoded = value.encode(_FS_ENCODING, _FS_ERRORS) if type(value) is str else os.fsencode(value)
     if b"\0" in encoded:
         raise ValueError("embedded null byte")
     return encoded
@@ -463,6 +469,10 @@ def _takes_posix_spawn_shortcut(options: _Options, executable: Any, stdio: tuple
     """Whether ``Popen._execute_child`` would call ``os.posix_spawn`` rather than
     ``fork_exec`` (its condition, evaluated in its order, so its errors come too); that
     path converts none of ``fork_exec``'s C ints."""
+    if options is _NO_OPTIONS and not _NO_OPTIONS_MAY_SHORTCUT and type(executable) in (str, bytes):
+        # The defaults rule that path out whatever the executable, and os.path.dirname
+        # can neither fail nor run code for a str or bytes: no need to ask it.
+        return False
     return bool(
         _USE_POSIX_SPAWN
         and os.path.dirname(executable)
@@ -504,6 +514,20 @@ _NO_OPTIONS = _convert_options({})
 assert _NO_OPTIONS is not None
 _NO_FORK_EXEC = _fork_exec_options(_NO_OPTIONS, shortcut=False)
 _USE_POSIX_SPAWN, _HAVE_POSIX_SPAWN_CLOSEFROM = popen_posix_spawn_switches()
+# Whether, without keywords, Popen may take its os.posix_spawn path at all (the executable
+# and the stdio decide the rest): the option half of _takes_posix_spawn_shortcut.
+_NO_OPTIONS_MAY_SHORTCUT = bool(
+    _USE_POSIX_SPAWN
+    and (not _NO_OPTIONS.close_fds or _HAVE_POSIX_SPAWN_CLOSEFROM)
+    and not _NO_OPTIONS.pass_fds
+    and _NO_OPTIONS.cwd is None
+    and not _NO_OPTIONS.start_new_session
+    and _NO_OPTIONS.process_group is None
+    and _NO_OPTIONS.gid is None
+    and _NO_OPTIONS.groups is None
+    and _NO_OPTIONS.uid is None
+    and _NO_OPTIONS.umask < 0
+)
 
 
 def plan_native(
@@ -519,8 +543,11 @@ def plan_native(
     if options is None:
         return None
 
-    # Popen's normalisation of args (subprocess._execute_child).
-    if isinstance(args, (str, bytes)):
+    # Popen's normalisation of args (subprocess._execute_child). A plain tuple or list, the
+    # common case, skips the os.PathLike check (an ABC's isinstance), which it fails.
+    if type(args) is tuple or type(args) is list:
+        args = list(args)
+    elif isinstance(args, (str, bytes)):
         args = [args]
     elif isinstance(args, os.PathLike):
         if shell:
@@ -571,7 +598,8 @@ def plan_native(
         program=program,
         argv=argv,
         env=env_list,
-        exec_path=None if os.path.dirname(program) else os.fsencode(os.pathsep.join(os.get_exec_path(env))),
+        # os.path.dirname(program) is not empty exactly when program has a slash.
+        exec_path=None if b"/" in program else os.fsencode(os.pathsep.join(os.get_exec_path(env))),
         cwd=cwd_bytes,
         stdin=stdio[0],
         stdout=stdio[1],

@@ -154,9 +154,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             # fastspawn's own protocol only hands pipe data to its readers: let the pipes
             # read straight into them.
             for fd, reader in ((1, protocol.stdout), (2, protocol.stderr)):
-                pipe = self.get_pipe_transport(fd)
-                if type(reader) is _fast.StreamReader and isinstance(pipe, ReadPipeTransport):
-                    pipe.attach_sink(reader)
+                if type(reader) is _fast.StreamReader:
+                    pipe = self.get_pipe_transport(fd)
+                    if isinstance(pipe, ReadPipeTransport):
+                        pipe.attach_sink(reader)
         for proto in self._pipes.values():
             pipe = proto.pipe
             assert pipe is not None

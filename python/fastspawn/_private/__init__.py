@@ -14,6 +14,10 @@ releases without notice (3.15's ``StreamReader`` began calling
   an alpha) fastspawn still spawns natively but hands out asyncio's own
   ``StreamReader``, protocol and ``communicate()``. ``FASTSPAWN_STOCK_STREAMS=1`` forces
   that fallback (``make test`` runs the whole suite once so).
+* **The task registry** (``tasks.py``): ``asyncio.tasks._all_tasks`` (3.11) or
+  ``_scheduled_tasks`` and ``_eager_tasks`` (3.12, 3.13), read instead of
+  ``asyncio.all_tasks`` for the spawner's "other tasks?" check; its own table of
+  versions, and ``all_tasks`` itself on any other.
 * **Hooks** (``hooks.py``), needed to spawn at all and present unchanged since 3.4:
   ``_UnixSelectorEventLoop._make_subprocess_transport`` (the one hook under
   ``loop.subprocess_exec``), the policy's ``_watcher`` (3.11-3.13), ``Popen._child_created``
