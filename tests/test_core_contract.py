@@ -14,6 +14,7 @@ import types
 from typing import Any, Optional
 
 import pytest
+from spawn_requests import native_request
 
 from fastspawn import _core
 from fastspawn._options import NativeSpawn
@@ -24,32 +25,8 @@ IS_ROOT = os.geteuid() == 0
 
 def request(script: str = "true", **fields: Any) -> NativeSpawn:
     """``/bin/sh -c script`` with stdout piped and no other option, ``fields`` replaced."""
-    base = NativeSpawn(
-        program=b"/bin/sh",
-        argv=[b"sh", b"-c", script.encode()],
-        env=None,
-        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())),
-        cwd=None,
-        stdin=None,
-        stdout=PIPE,
-        stderr=None,
-        close_fds=True,
-        pass_fds=[],
-        start_new_session=False,
-        process_group=None,
-        restore_signals=True,
-        pipe_size=None,
-        program_name="/bin/sh",
-        cwd_name=None,
-        umask=None,
-        groups=None,
-        gid=None,
-        uid=None,
-        rlimits=None,
-        pdeathsig=None,
-        subreaper=False,
-    )
-    return base._replace(**fields)
+    shell = {"program": b"/bin/sh", "argv": [b"sh", b"-c", script.encode()], "stdout": PIPE, "program_name": "/bin/sh"}
+    return native_request(**{**shell, **fields})
 
 
 def read_all(pipe: Optional[_core.ReadPipe]) -> bytes:

@@ -22,10 +22,10 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spawn_requests import native_request
 
 import fastspawn
 from fastspawn import _core
-from fastspawn._options import NativeSpawn
 
 
 def no_panic(function: Callable[..., Any], *args: Any) -> Any:
@@ -40,34 +40,7 @@ def no_panic(function: Callable[..., Any], *args: Any) -> Any:
         pytest.fail(f"{name}{args!r} raised {type(exc).__module__}.{type(exc).__name__}: {exc}")
 
 
-def request(**fields: Any) -> NativeSpawn:
-    """A spawn request of ``true`` without options, with ``fields`` replaced."""
-    base = NativeSpawn(
-        program=b"true",
-        argv=[b"true"],
-        env=None,
-        exec_path=os.fsencode(os.pathsep.join(os.get_exec_path())),
-        cwd=None,
-        stdin=None,
-        stdout=None,
-        stderr=None,
-        close_fds=True,
-        pass_fds=[],
-        start_new_session=False,
-        process_group=None,
-        restore_signals=True,
-        pipe_size=None,
-        program_name="true",
-        cwd_name=None,
-        umask=None,
-        groups=None,
-        gid=None,
-        uid=None,
-        rlimits=None,
-        pdeathsig=None,
-        subreaper=False,
-    )
-    return base._replace(**fields)
+request = native_request
 
 
 def spawn_core(*argv: str) -> _core.Child:
