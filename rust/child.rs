@@ -283,7 +283,10 @@ impl Child {
             (Watch::Pidfd, Some(fd)) => {
                 matches!(waitid_pidfd(fd, libc::WNOHANG | libc::WNOWAIT), Err(e) if is_echild(&e))
             }
-            (Watch::Reaper { slot, .. }, _) => return slot.get().is_none(),
+            // A copy of the handle in a forked process is not a child there.
+            (Watch::Reaper { slot, owner }, _) => {
+                return is_current(*owner) && slot.get().is_none()
+            }
             _ => return self.status.is_none(),
         };
         if gone {

@@ -78,7 +78,7 @@ pub struct PageBuf {
 /// How far ahead of the bytes [`PageBuf::reserve`] pre-faults the room at most.
 const PREFAULT_STEP: usize = 1 << 20;
 
-/// `MADV_POPULATE_WRITE` works here (Linux >= 5.14); cleared when the kernel refuses it.
+/// `MADV_POPULATE_WRITE` works here (Linux >= 5.14); cleared when it is refused for good.
 static PREFAULT_WORKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// Length of a mapping holding `off + capacity` bytes: whole pages, at least one.
@@ -163,9 +163,13 @@ impl PageBuf {
         };
         if ret == 0 {
             self.populated = end;
-        } else if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-            // A kernel older than 5.14: never again. Anything else (ENOMEM, a pending
-            // signal) only skips this step; the pages fault in when written.
+        } else if !matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOMEM | libc::EINTR | libc::EAGAIN)
+        ) {
+            // A kernel older than 5.14 (EINVAL), a sandbox refusing it (EPERM, ENOSYS):
+            // never again. A transient failure only skips this step; the pages fault in
+            // when written.
             PREFAULT_WORKS.store(false, Ordering::Relaxed);
         }
     }

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from procs import open_fds, zombie_children
 
+import fastspawn
 from conftest import Impl
 from fastspawn.bench.exec_hold import held_exec
 from fastspawn.bench.loops import CheckError
@@ -164,3 +167,59 @@ def test_the_task_registry_read_directly_lists_what_all_tasks_lists() -> None:
         else:
             assert found is None
     assert [len(expected) for _, expected in seen][:2] == [0, 5]
+
+
+class _Refusing:
+    """A child whose signal and wait fail (EPERM: a child under another uid without
+    CAP_KILL), with a leaf that cannot be killed either."""
+
+    def __init__(self) -> None:
+        self.cgroup = self
+
+    def send_signal(self, sig: int) -> bool:
+        raise PermissionError(1, "Operation not permitted")
+
+    def kill(self) -> list[int]:
+        raise PermissionError(1, "Operation not permitted")
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        raise ChildProcessError(10, "No child processes")
+
+    def remove(self) -> bool:
+        raise OSError(16, "Device or resource busy")
+
+
+def test_discarding_a_child_that_refuses_everything_still_closes_its_pipes() -> None:
+    from fastspawn import _core, _spawner
+
+    r, w = os.pipe()
+    pipe = _core.ReadPipe(r)
+    _spawner._discard((_Refusing(), None, pipe, None))  # type: ignore[arg-type]
+    assert pipe.closed
+    os.close(w)
+
+
+def test_a_spawner_thread_that_cannot_start_fails_the_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastspawn import _spawner
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    async def main() -> None:
+        other = asyncio.ensure_future(asyncio.sleep(10))  # so the spawn goes to a thread
+        try:
+            monkeypatch.setattr(_spawner, "_spawner", _spawner._Spawner())
+            monkeypatch.setattr(threading.Thread, "start", refuse)
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                await fastspawn.create_subprocess_exec("true")
+            assert _spawner._spawner.threads == 0
+            monkeypatch.undo()
+            proc = await fastspawn.create_subprocess_exec("true")
+            assert await proc.wait() == 0
+        finally:
+            other.cancel()
+
+    before = open_fds()
+    fastspawn.run(main())
+    assert open_fds() == before
+    assert zombie_children() == []

@@ -237,7 +237,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
         if cgroup is not None and not cgroup.removed:
             try:
                 cgroup.remove()
-            except OSError:
+            except (OSError, RuntimeError):  # RuntimeError: in use by another thread
                 pass
 
     def _running(self) -> bool:

@@ -33,6 +33,9 @@ __all__ = ["spawn_native"]
 
 # Spawns that wait for a slow exec at the same time, at most; more queue behind them.
 SPAWNER_THREADS = 4
+# How long a discarded child (its caller was cancelled during the spawn) is waited for
+# after SIGKILL, and its leaf cgroup for emptying, on the loop's thread.
+DISCARD_WAIT = 1.0
 
 _Spawned = tuple[_core.Child, Optional[_core.WritePipe], Optional[_core.ReadPipe], Optional[_core.ReadPipe]]
 
@@ -106,16 +109,24 @@ class _Spawner:
         self.idle = 0
 
     def submit(self, job: _Job) -> None:
-        self.queue.put(job)
         with self.lock:
-            if self.idle:
-                self.idle -= 1
+            if self.idle or self.threads >= SPAWNER_THREADS:
+                # An idle thread takes it, or it waits behind the spawns under way.
+                if self.idle:
+                    self.idle -= 1
+                self.queue.put(job)
                 return
-            if self.threads >= SPAWNER_THREADS:
-                return  # queued behind the spawns under way
             self.threads += 1
             name = f"fastspawn-spawner_{self.threads - 1}"
-        threading.Thread(target=self._serve, name=name, daemon=True).start()
+        try:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+        except BaseException:
+            # No thread for it ("can't start new thread"): the job was never queued, and
+            # the spawn fails with the error, as run_in_executor's would.
+            with self.lock:
+                self.threads -= 1
+            raise
+        self.queue.put(job)
 
     def _serve(self) -> None:
         get = self.queue.get
@@ -180,20 +191,28 @@ def _discard(spawned: _Spawned) -> None:
     """A child spawned for a caller that was cancelled meanwhile: killed (with whatever it
     forked into its leaf cgroup, if it has one), reaped (a SIGKILLed child exits at once)
     and its pipes closed, before the cancellation goes on; the leaf is removed once empty
-    (waiting up to a second)."""
+    (waiting up to a second). Never raises (the caller's cancellation is what propagates)
+    and never blocks for long: a child that outlives DISCARD_WAIT (uninterruptible sleep)
+    is left to the core's reaper, which takes it over when the handle is dropped."""
     child, *pipes = spawned
-    child.send_signal(signal.SIGKILL)
-    cgroup = child.cgroup
-    if cgroup is not None:
-        cgroup.kill()
-    child.wait()
-    if cgroup is not None:
-        deadline = time.monotonic() + 1.0
-        while not cgroup.remove() and time.monotonic() < deadline:
-            time.sleep(0.001)
-    for pipe in pipes:
-        if pipe is not None:
-            pipe.close()
+    try:
+        with contextlib.suppress(OSError):
+            child.send_signal(signal.SIGKILL)
+        cgroup = child.cgroup
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                cgroup.kill()
+        with contextlib.suppress(OSError):
+            child.wait(DISCARD_WAIT)
+        if cgroup is not None:
+            deadline = time.monotonic() + DISCARD_WAIT
+            with contextlib.suppress(OSError, RuntimeError):
+                while not cgroup.remove() and time.monotonic() < deadline:
+                    time.sleep(0.001)
+    finally:
+        for pipe in pipes:
+            if pipe is not None:
+                pipe.close()
 
 
 async def spawn_native(loop: asyncio.AbstractEventLoop, request: NativeSpawn) -> Optional[_Spawned]:

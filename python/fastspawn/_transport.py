@@ -277,7 +277,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if cgroup is not None and not cgroup.removed:
             try:
                 cgroup.remove()
-            except OSError:
+            except (OSError, RuntimeError):  # RuntimeError: in use by another thread
                 pass
 
     def _exit_ready(self) -> None:
