@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, Callable, TypeVar
 
 import pytest
@@ -84,3 +84,15 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("CPython test_asyncio suites: stock asyncio vs fastspawn")
     for line in module.summary_lines():
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    """``fastspawn.install()`` for the test, undone after it."""
+    assert not fastspawn.is_installed()
+    fastspawn.install()
+    try:
+        yield
+    finally:
+        fastspawn.uninstall()
+    assert not fastspawn.is_installed()

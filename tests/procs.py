@@ -3,6 +3,7 @@ fastspawn's own tree code."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -153,3 +154,12 @@ def cgroup2_mount() -> Optional[str]:
             # Octal escapes for space, tab, newline and backslash.
             return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), left.split(" ")[4])
     return None
+
+
+async def wait_orphaned(pid: int, root: int) -> None:
+    """Until ``pid`` no longer descends from ``root`` (its parent, a subshell, exited)."""
+    for _ in range(500):
+        if not descends_from(pid, root):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{pid} still descends from {root}")

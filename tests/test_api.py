@@ -5,24 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from asyncio.subprocess import PIPE
-from collections.abc import Iterator
 
 import pytest
 
 import fastspawn
 from conftest import IMPLS
 from fastspawn import SubprocessTransport
-
-
-@pytest.fixture
-def installed() -> Iterator[None]:
-    assert not fastspawn.is_installed()
-    fastspawn.install()
-    try:
-        yield
-    finally:
-        fastspawn.uninstall()
-    assert not fastspawn.is_installed()
 
 
 def transport_type_on_stock_loop() -> type:

@@ -29,12 +29,12 @@ import pytest
 from procs import (
     Pinned,
     cgroup2_mount,
-    descends_from,
     open_fds,
     pids_with_arg,
     token,
     wait_exec,
     wait_none_with_arg,
+    wait_orphaned,
     zombie_children,
 )
 
@@ -94,15 +94,6 @@ def pins() -> Iterator[Pinned]:
     pinned.close()
 
 
-@pytest.fixture
-def installed() -> Iterator[None]:
-    fastspawn.install()
-    try:
-        yield
-    finally:
-        fastspawn.uninstall()
-
-
 def leaves(path: str) -> list[str]:
     return sorted(entry.name for entry in os.scandir(path) if entry.is_dir())
 
@@ -114,14 +105,6 @@ def cgroup_of(pid: int) -> str:
             if line.startswith("0::"):
                 return line[3:].strip()
     raise AssertionError(f"{pid} has no cgroup v2 line")
-
-
-async def wait_orphaned(pid: int, root: int) -> None:
-    for _ in range(500):
-        if not descends_from(pid, root):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{pid} still descends from {root}")
 
 
 # A child whose daemon (setsid, double-forked: reparented to init at once) prints its pid.

@@ -18,7 +18,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -29,15 +28,6 @@ from fastspawn import _core
 
 PIPE = asyncio.subprocess.PIPE
 NOFILE, CORE = resource.RLIMIT_NOFILE, resource.RLIMIT_CORE
-
-
-@pytest.fixture
-def installed() -> Iterator[None]:
-    fastspawn.install()
-    try:
-        yield
-    finally:
-        fastspawn.uninstall()
 
 
 async def output(*argv: str, shell: bool = False, **kwargs: Any) -> str:

@@ -22,6 +22,7 @@ from procs import (
     token,
     wait_exec,
     wait_none_with_arg,
+    wait_orphaned,
     zombie_children,
 )
 
@@ -35,15 +36,6 @@ def pins() -> Any:
     pinned = Pinned()
     yield pinned
     pinned.close()
-
-
-async def wait_orphaned(pid: int, root: int) -> None:
-    """Until ``pid`` no longer descends from ``root`` (its parent, a subshell, exited)."""
-    for _ in range(500):
-        if not descends_from(pid, root):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{pid} still descends from {root}")
 
 
 # name: (script, spawn options, orphaned before the signal, reached by kill_tree)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from . import _core
 from ._versions import CHANGES
 
-__all__ = ["ChildProcess"]
+__all__ = ["ChildProcess", "remove_empty_leaf"]
 
 # Popen.wait(timeout=nan): before 3.15 its deadline arithmetic never expires, so it waits
 # for the exit; 3.15 waits on a pidfd with poll(), which refuses NaN (ValueError, as the
@@ -81,3 +81,15 @@ class ChildProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def remove_empty_leaf(child: _core.Child) -> None:
+    """Best effort: ``child``'s leaf cgroup (``cgroup=``) removed if it is empty; one with
+    processes in it is left (tried again at the child's exit and when the process is
+    closed)."""
+    cgroup = child.cgroup
+    if cgroup is not None and not cgroup.removed:
+        try:
+            cgroup.remove()
+        except (OSError, RuntimeError):  # RuntimeError: in use by another thread
+            pass

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Generic, Optional, Self, TypeVar
 
 from . import _core
-from ._child import ChildProcess
+from ._child import ChildProcess, remove_empty_leaf
 from ._communicate import Communication, Input, Output, one_stream
 from ._defaults import DEFAULT_GRACE
 from ._private import FAST_STREAMS
@@ -233,12 +233,7 @@ class LifecycleProcess(asyncio.subprocess.Process):
         self._fs_transport.close()
         if self._fs_core is not None:
             self._fs_core.release()
-        cgroup = self.cgroup
-        if cgroup is not None and not cgroup.removed:
-            try:
-                cgroup.remove()
-            except (OSError, RuntimeError):  # RuntimeError: in use by another thread
-                pass
+            remove_empty_leaf(self._fs_core)
 
     def _running(self) -> bool:
         child = self._fs_transport.get_extra_info("subprocess")

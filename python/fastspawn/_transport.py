@@ -26,7 +26,7 @@ import warnings
 from typing import Any, Callable, Optional, Union
 
 from . import _core
-from ._child import ChildProcess
+from ._child import ChildProcess, remove_empty_leaf
 from ._pipes import ReadPipeTransport, WritePipeTransport
 from ._private import streams as _fast
 from ._private.hooks import describe_callback
@@ -230,7 +230,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             if loop is not None and not loop.is_closed() and loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
             proc.kill()
-        self._remove_empty_cgroup()
+        remove_empty_leaf(self._child)
         loop = self._loop
         if loop is None or loop.is_closed():
             # Nobody will watch the exit fd on the loop any more. The fd stays open while
@@ -270,16 +270,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if not keep_exit_fd:
             self._child.close_exit_fd()
 
-    def _remove_empty_cgroup(self) -> None:
-        """Best effort, once closed: the child's leaf cgroup removed if it is empty (one
-        with processes in it is left; it is tried again at the child's exit)."""
-        cgroup = self._child.cgroup
-        if cgroup is not None and not cgroup.removed:
-            try:
-                cgroup.remove()
-            except (OSError, RuntimeError):  # RuntimeError: in use by another thread
-                pass
-
     def _exit_ready(self) -> None:
         if self._returncode is not None:
             return
@@ -293,7 +283,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             return
         self._forget_child()
         if self._closed:
-            self._remove_empty_cgroup()
+            remove_empty_leaf(self._child)
         self._process_exited(returncode)
 
     def _process_exited(self, returncode: int) -> None:
